@@ -1,0 +1,1 @@
+"""imagegen: a Kubernetes operator for multi-tenant batch image generation across regions."""

@@ -1,0 +1,212 @@
+"""Tenant (cluster-scoped): who may submit batches, how fast, where, and on which worker pools."""
+
+from typing import Annotated, Literal, Self
+
+import pydantic
+
+from imagegen.api import meta
+
+REPLICAS_ORDERED: meta.Rule = meta.Rule(
+    rule="self.minReplicas <= self.maxReplicas",
+    message="minReplicas must be <= maxReplicas",
+    field_path=".minReplicas",
+)
+THRESHOLDS_ORDERED: meta.Rule = meta.Rule(
+    rule="self.scaleDownThresholdPercent < self.targetCPUUtilizationPercentage"
+    " && self.targetCPUUtilizationPercentage < self.scaleUpThresholdPercent",
+    message="thresholds must satisfy scaleDownThresholdPercent"
+    " < targetCPUUtilizationPercentage < scaleUpThresholdPercent",
+    field_path=".targetCPUUtilizationPercentage",
+)
+
+Tier = Literal["priority", "standard"]
+Pool = Literal["dedicated", "shared"]
+Percent = Annotated[int, pydantic.Field(ge=1, le=100)]
+
+
+class RateLimit(meta.Model):
+    """Rate limit on the tenant's requests to the batch API (GCRA)."""
+
+    requests_per_minute: Annotated[int, pydantic.Field(ge=1, le=100_000)] = 60
+    """Sustained requests per minute."""
+    burst: Annotated[int, pydantic.Field(ge=1)] = 120
+    """Requests allowed at once above the sustained rate."""
+
+
+class Quota(meta.Model):
+    """Limits checked when a batch is admitted."""
+
+    max_batch_size: Annotated[int, pydantic.Field(ge=1, le=100)] = 100
+    """Most items in one batch."""
+    max_active_batches: Annotated[int, pydantic.Field(ge=1)] = 10
+    """Most batches admitted and not yet finished."""
+    max_images_per_minute: Annotated[int, pydantic.Field(ge=1)] = 600
+    """Most images generated per minute across all regions."""
+
+
+class SLA(meta.Model):
+    """Service level the tenant is promised."""
+
+    batch_deadline_seconds: Annotated[int, pydantic.Field(ge=10)] = 300
+    """Seconds from admission by which a batch must be complete."""
+
+
+class Provider(meta.Model):
+    """An image provider the tenant's workers may run."""
+
+    name: meta.DnsLabel
+    """Provider name, such as local."""
+
+
+class Workers(meta.Model):
+    """Worker pools in each allowed region and how they scale."""
+
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=meta.validations(REPLICAS_ORDERED, THRESHOLDS_ORDERED)
+    )
+
+    pool: Pool = "dedicated"
+    """dedicated: its own Deployment and HPA per region; shared: the region's shared pool."""
+    min_replicas: Annotated[int, pydantic.Field(ge=1, le=50)] = 3
+    """Fewest worker replicas per region."""
+    max_replicas: Annotated[int, pydantic.Field(ge=1, le=50)] = 50
+    """Most worker replicas per region."""
+    target_cpu_utilization_percentage: Percent = pydantic.Field(
+        default=70, alias="targetCPUUtilizationPercentage"
+    )
+    """Average CPU utilization the HPA aims for."""
+    scale_up_threshold_percent: Percent = 80
+    """CPU utilization above which the pool scales up."""
+    scale_down_threshold_percent: Percent = 30
+    """CPU utilization below which the pool scales down."""
+    providers: Annotated[
+        list[Provider],
+        pydantic.Field(
+            min_length=1,
+            max_length=16,
+            json_schema_extra=meta.list_map("name"),
+        ),
+    ] = pydantic.Field(default_factory=lambda: [Provider(name="local")])
+    """Providers the workers run; names are unique."""
+
+    @pydantic.model_validator(mode="after")
+    def _check_order(self) -> Self:
+        if not self.min_replicas <= self.max_replicas:
+            raise ValueError(REPLICAS_ORDERED.message)
+        if not (
+            self.scale_down_threshold_percent
+            < self.target_cpu_utilization_percentage
+            < self.scale_up_threshold_percent
+        ):
+            raise ValueError(THRESHOLDS_ORDERED.message)
+        return self
+
+    @pydantic.field_validator("providers")
+    @classmethod
+    def _unique_providers(cls, providers: list[Provider]) -> list[Provider]:
+        meta.require_unique([provider.name for provider in providers], what="provider names")
+        return providers
+
+
+class TenantSpec(meta.Model):
+    """Desired state of a tenant."""
+
+    tier: Tier = "standard"
+    """priority tenants are served before standard ones."""
+    namespace: meta.DnsLabel
+    """Namespace where the tenant's ImageBatches live; created if missing."""
+    rate_limit: RateLimit = pydantic.Field(default_factory=RateLimit)
+    """Rate limit on requests to the batch API."""
+    quota: Quota = pydantic.Field(default_factory=Quota)
+    """Limits checked when a batch is admitted."""
+    sla: SLA = pydantic.Field(default_factory=SLA)
+    """Service level the tenant is promised."""
+    regions: Annotated[
+        list[meta.DnsLabel],
+        pydantic.Field(
+            min_length=1, max_length=10, json_schema_extra={"x-kubernetes-list-type": "set"}
+        ),
+    ]
+    """Regions the tenant's batches may run in, in order of preference."""
+    workers: Workers = pydantic.Field(default_factory=Workers)
+    """Worker pools in each allowed region and how they scale."""
+
+    @pydantic.field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, regions: list[str]) -> list[str]:
+        meta.require_unique(regions, what="regions")
+        return regions
+
+
+class HPACondition(meta.StatusModel):
+    """A condition of a region's HorizontalPodAutoscaler, as the HPA reports it."""
+
+    type: str
+    """Type of the HPA condition, such as AbleToScale."""
+    status: meta.ConditionStatus
+    """Status of the condition: True, False or Unknown."""
+    reason: str | None = None
+    """Reason the HPA gives."""
+    message: str | None = None
+    """Message the HPA gives."""
+    last_transition_time: meta.Timestamp | None = None
+    """When the status last changed."""
+
+
+class RegionStatus(meta.StatusModel):
+    """State of the tenant's worker pool in one region."""
+
+    name: meta.DnsLabel
+    """Region name."""
+    ready_replicas: int | None = None
+    """Ready replicas of the worker Deployment."""
+    desired_replicas: int | None = None
+    """Replicas the worker Deployment asks for."""
+    hpa_current_replicas: int | None = None
+    """Current replicas as the HPA sees them."""
+    hpa_desired_replicas: int | None = None
+    """Replicas the HPA last decided on."""
+    conditions: Annotated[
+        list[HPACondition] | None, pydantic.Field(json_schema_extra=meta.list_map("type"))
+    ] = None
+    """Conditions copied from the HPA."""
+    last_error: str | None = None
+    """Last error met while reconciling this region; absent when the last attempt worked."""
+
+
+class TenantStatus(meta.StatusModel):
+    """Observed state of a tenant, written by the operator."""
+
+    observed_generation: int | None = None
+    """metadata.generation that this status describes."""
+    conditions: meta.Conditions | None = None
+    """Ready and Degraded."""
+    regions: Annotated[
+        list[RegionStatus] | None, pydantic.Field(json_schema_extra=meta.list_map("name"))
+    ] = None
+    """Worker pool state per region."""
+
+
+class Tenant(meta.Resource):
+    """A tenant of imagegen: limits, SLA, regions and worker scaling for its image batches."""
+
+    info = meta.ResourceInfo(
+        kind="Tenant",
+        plural="tenants",
+        singular="tenant",
+        scope="Cluster",
+        short_names=("tn",),
+        printer_columns=(
+            meta.PrinterColumn(name="Tier", json_path=".spec.tier"),
+            meta.PrinterColumn(name="Regions", json_path=".spec.regions"),
+            meta.PrinterColumn(
+                name="Ready", json_path='.status.conditions[?(@.type=="Ready")].status'
+            ),
+        ),
+    )
+
+    api_version: meta.ApiVersion = meta.API_VERSION
+    kind: Literal["Tenant"] = "Tenant"
+    metadata: meta.ObjectMeta
+    spec: TenantSpec
+    status: TenantStatus | None = None
