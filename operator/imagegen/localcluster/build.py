@@ -1,0 +1,152 @@
+"""Build the control-plane binaries from the Go modules in tests/controlplane, once.
+
+Each Go module is built into a cache folder whose name is a digest of everything that
+decides the output (go.mod, go.sum, the packages and the linker flags), so a second build
+with the same inputs is a no-op and an upgrade in go.sum builds afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+
+logger = logging.getLogger(__name__)
+
+KUBERNETES_VERSION = "v1.37.2"
+
+# Without these the binaries call themselves v0.0.0-master, and kubectl and client
+# libraries that negotiate features by server version misbehave.
+_KUBERNETES_LDFLAGS = (
+    "-s -w"
+    f" -X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION}"
+    " -X k8s.io/component-base/version.gitMajor=1"
+    " -X k8s.io/component-base/version.gitMinor=37"
+    " -X k8s.io/component-base/version.gitTreeState=clean"
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GoModule:
+    """One Go module under tests/controlplane and the commands it builds."""
+
+    directory: str
+    """Folder name under tests/controlplane."""
+    packages: dict[str, str]
+    """Binary name -> Go package path."""
+    ldflags: str = "-s -w"
+
+
+MODULES = (
+    GoModule(directory="etcd", packages={"etcd": "go.etcd.io/etcd/server/v3"}),
+    GoModule(
+        directory="kubernetes",
+        packages={
+            "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+            "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        },
+        ldflags=_KUBERNETES_LDFLAGS,
+    ),
+)
+
+
+class BuildError(RuntimeError):
+    """A control-plane binary could not be built; the message carries go's output."""
+
+
+def default_source_dir() -> pathlib.Path:
+    """tests/controlplane of the checkout this package is installed from (editable)."""
+    for parent in pathlib.Path(__file__).resolve().parents:
+        candidate = parent / "tests" / "controlplane"
+        if candidate.is_dir():
+            return candidate
+    raise BuildError(
+        "tests/controlplane not found above the imagegen package; "
+        "install imagegen editable from a checkout (pip install -e .) or pass --source"
+    )
+
+
+def default_cache_dir() -> pathlib.Path:
+    """$IMAGEGEN_CACHE_DIR, else $XDG_CACHE_HOME/imagegen, else ~/.cache/imagegen."""
+    if explicit := os.environ.get("IMAGEGEN_CACHE_DIR"):
+        return pathlib.Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
+    return pathlib.Path(xdg) / "imagegen"
+
+
+def module_digest(*, module: GoModule, source_dir: pathlib.Path) -> str:
+    """A digest of every input that decides the module's binaries."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        digest.update((source_dir / module.directory / name).read_bytes())
+    for binary, package in sorted(module.packages.items()):
+        digest.update(f"{binary}={package}\n".encode())
+    digest.update(module.ldflags.encode())
+    return digest.hexdigest()[:16]
+
+
+def ensure_built(
+    *, source_dir: pathlib.Path | None = None, cache_dir: pathlib.Path | None = None
+) -> dict[str, pathlib.Path]:
+    """Build every control-plane binary that is not cached yet; return name -> path."""
+    source_dir = source_dir or default_source_dir()
+    cache_dir = cache_dir or default_cache_dir()
+    binaries: dict[str, pathlib.Path] = {}
+    for module in MODULES:
+        target = (
+            cache_dir
+            / "bin"
+            / f"{module.directory}-{module_digest(module=module, source_dir=source_dir)}"
+        )
+        if not all((target / name).is_file() for name in module.packages):
+            _build_module(module=module, module_dir=source_dir / module.directory, target=target)
+        binaries.update({name: target / name for name in module.packages})
+    return binaries
+
+
+def _build_module(*, module: GoModule, module_dir: pathlib.Path, target: pathlib.Path) -> None:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError("the go command is not on PATH; install Go >= 1.26")
+    logger.info(
+        "building %s into %s (cold builds take minutes)", ", ".join(module.packages), target
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build into a sibling folder and rename it in place, so an interrupted build never
+    # leaves a half-filled cache entry that a later run would trust.
+    staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+    try:
+        command = [go, "build", "-trimpath", "-ldflags", module.ldflags, "-o", f"{staging}/"]
+        result = subprocess.run(
+            [*command, *module.packages.values()],
+            cwd=module_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BuildError(f"go build in {module_dir} failed:\n{result.stderr[-4000:]}")
+        for name, package in module.packages.items():
+            built = staging / _go_binary_name(package)
+            if built.name != name:
+                built.rename(staging / name)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _go_binary_name(package: str) -> str:
+    """The file name `go build -o DIR/` gives a main package: its last path element,
+    or the one before it when the last is a major-version suffix such as v3."""
+    elements = package.split("/")
+    if re.fullmatch(r"v[0-9]+", elements[-1]) and len(elements) > 1:
+        return elements[-2]
+    return elements[-1]

@@ -1,0 +1,75 @@
+"""A real redis-server on a free loopback port with a throwaway data folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import shutil
+import socket
+import time
+
+from imagegen.localcluster import process
+
+
+@dataclasses.dataclass(kw_only=True)
+class LocalRedis:
+    """A running redis-server and its URL."""
+
+    port: int
+    child: process.ManagedProcess
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of the server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def ping(self) -> bool:
+        """True when the server answers PING (plain RESP, no client library needed)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop and reap the server."""
+        self.child.stop()
+
+
+def start(*, workdir: pathlib.Path, timeout_seconds: float = 20.0) -> LocalRedis:
+    """Start redis-server in workdir and wait until it answers PING."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise process.StartError(
+            "redis-server is not on PATH; `make test` installs it (apt-get install redis-server)"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = process.free_port()
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        # Tests want a clean server each time and no disk writes.
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+    ]
+    server = LocalRedis(
+        port=port,
+        child=process.spawn(name="redis-server", argv=argv, log_path=workdir / "redis.log"),
+    )
+    deadline = time.monotonic() + timeout_seconds
+    while not server.ping():
+        if not server.child.running() or time.monotonic() > deadline:
+            server.stop()
+            raise process.StartError(f"redis-server did not start:\n{server.child.log_tail()}")
+        time.sleep(0.05)
+    return server

@@ -1,0 +1,38 @@
+"""lightkube resource classes for our custom resources, and the client factory every
+process uses, so timeouts and the field manager are decided in one place."""
+
+from __future__ import annotations
+
+import pathlib
+
+import httpx2
+import lightkube
+from lightkube import generic_resource
+
+from imagegen.api import meta
+
+FIELD_MANAGER = "imagegen-operator"
+
+Tenant = generic_resource.create_global_resource(
+    group=meta.GROUP, version=meta.VERSION, kind="Tenant", plural="tenants"
+)
+ImageBatch = generic_resource.create_namespaced_resource(
+    group=meta.GROUP, version=meta.VERSION, kind="ImageBatch", plural="imagebatches"
+)
+
+
+def client_from_kubeconfig(
+    *,
+    path: pathlib.Path,
+    request_timeout_seconds: float = 15.0,
+    connect_timeout_seconds: float = 5.0,
+) -> lightkube.Client:
+    """A synchronous client for the current context of a kubeconfig file, with explicit
+    timeouts (never the library default) and our field manager for server-side apply."""
+    return lightkube.Client(
+        config=lightkube.KubeConfig.from_file(path),
+        timeout=httpx2.Timeout(request_timeout_seconds, connect=connect_timeout_seconds),
+        field_manager=FIELD_MANAGER,
+        # A kubeconfig names its server; an ambient HTTPS_PROXY must not reroute it.
+        trust_env=False,
+    )

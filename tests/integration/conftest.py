@@ -1,0 +1,66 @@
+"""Fixtures for integration tests: real control planes built from Go modules and a real
+redis-server, started once per test session on free loopback ports."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import lightkube
+import pytest
+
+from imagegen import resources
+from imagegen.localcluster import build, cluster, install, redis, stack
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
+
+
+@pytest.fixture(scope="session")
+def binaries() -> dict[str, pathlib.Path]:
+    """The control-plane binaries; `make test` builds them before pytest starts."""
+    return build.ensure_built()
+
+
+@pytest.fixture(scope="session")
+def local_stack(
+    binaries: dict[str, pathlib.Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[stack.LocalStack]:
+    """One management cluster and the three regional clusters, started together."""
+    started = stack.start(workdir=tmp_path_factory.mktemp("stack"), binaries=binaries)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def management(local_stack: stack.LocalStack) -> cluster.LocalCluster:
+    """The management cluster, where Tenants and ImageBatches live."""
+    return local_stack.management
+
+
+@pytest.fixture(scope="session")
+def regions(local_stack: stack.LocalStack) -> dict[str, cluster.LocalCluster]:
+    """The regional clusters by region name."""
+    return local_stack.regions
+
+
+@pytest.fixture(scope="session")
+def kube(management: cluster.LocalCluster) -> Iterator[lightkube.Client]:
+    """An admin client of the management cluster."""
+    with resources.client_from_kubeconfig(path=management.kubeconfig) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def crds_installed(kube: lightkube.Client) -> None:
+    """The committed CRDs, installed and Established in the management cluster."""
+    install.apply_files(client=kube, paths=(REPO / "crds").glob("*.yaml"))
+    install.wait_crds_established(client=kube, names=CRD_NAMES)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.LocalRedis]:
+    """A real redis-server on a free port."""
+    server = redis.start(workdir=tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
