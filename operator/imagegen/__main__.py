@@ -1,0 +1,7 @@
+"""`python -m imagegen` is the `imagegen` command."""
+
+import sys
+
+from imagegen import cli
+
+sys.exit(cli.main())

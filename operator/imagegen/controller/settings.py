@@ -1,0 +1,72 @@
+"""Every setting of the operator process in one place, with the reason for each default."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+
+import kopf
+
+from imagegen.api import meta
+
+FINALIZER = f"{meta.GROUP}/finalizer"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Bounds on every call the operator makes to the management apiserver."""
+
+    request_seconds: float = 30.0
+    """One API request, watches excluded. Kopf's default is 5 minutes, far too long to
+    notice a hung apiserver."""
+    connect_seconds: float = 10.0
+    """TCP and TLS connect."""
+    watch_server_seconds: int = 300
+    """Asked of the server: end each watch after this, so watches are renewed regularly.
+    Whole seconds: the apiserver refuses a fractional timeoutSeconds."""
+    watch_client_seconds: float = 330.0
+    """Our own bound on a watch; a little above the server's so the server ends it first."""
+    watch_inactivity_seconds: float = 70.0
+    """A watch that stays silent this long is restarted (a half-open connection)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OperatorConfig:
+    """How the operator process runs."""
+
+    kubeconfig: pathlib.Path | None = None
+    """Kubeconfig of the management cluster; None means in-cluster service account."""
+    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
+    """Kopf's liveness probe; it answers only while the operator's tasks are alive."""
+    timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
+    event_level: int = logging.INFO
+    """Kopf posts log records of this level and above as Kubernetes Events on the object."""
+
+
+def kopf_settings(*, config: OperatorConfig) -> kopf.OperatorSettings:
+    """Kopf settings for imagegen.
+
+    Kopf's bookkeeping (handler progress, the last-handled spec) goes into annotations
+    under our group, never into the user-visible status. The operator runs standalone: one
+    replica with a Recreate strategy. Kopf's peering pauses operators of equal priority
+    instead of electing a leader, so a second replica would add no availability; a crashed
+    pod is replaced within seconds and every handler is level-triggered and idempotent.
+    """
+    settings = kopf.OperatorSettings()
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=meta.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=meta.GROUP, key="last-handled-configuration"
+    )
+    settings.peering.standalone = True
+    settings.peering.clusterwide = True
+    settings.networking.request_timeout = config.timeouts.request_seconds
+    settings.networking.connect_timeout = config.timeouts.connect_seconds
+    settings.watching.server_timeout = config.timeouts.watch_server_seconds
+    settings.watching.client_timeout = config.timeouts.watch_client_seconds
+    settings.watching.connect_timeout = config.timeouts.connect_seconds
+    settings.watching.inactivity_timeout = config.timeouts.watch_inactivity_seconds
+    settings.posting.level = config.event_level
+    settings.posting.reporting_component = "imagegen-operator"
+    return settings
