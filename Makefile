@@ -1,0 +1,49 @@
+# `make test` and `make demo` are the two commands of README.md; each installs what it
+# needs on a fresh Debian-like machine (venv, redis-server, the Go-built control plane).
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+# Go lives here on the project's machines; a PATH without it must still find it.
+export PATH := $(PATH):/usr/local/go/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test demo lint unit integration crds manifests-check controlplane redis-server clean
+
+test: lint controlplane redis-server
+	$(BIN)/pytest
+
+demo: $(BIN)/.installed controlplane redis-server
+	$(BIN)/imagegen dev
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest tests/unit
+
+integration: $(BIN)/.installed controlplane redis-server
+	$(BIN)/pytest tests/integration
+
+crds: $(BIN)/.installed
+	$(BIN)/imagegen crds --output-dir crds
+
+controlplane: $(BIN)/.installed
+	$(BIN)/imagegen controlplane
+
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
