@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 PYTHON ?= python3
 # Go lives here on the project's machines; a PATH without it must still find it.
 export PATH := $(PATH):/usr/local/go/bin
+PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo lint unit integration crds manifests-check controlplane redis-server clean
@@ -17,8 +18,8 @@ demo: $(BIN)/.installed controlplane redis-server
 	$(BIN)/imagegen dev
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
