@@ -6,6 +6,7 @@ Modules, imported as modules (`from imagegen.api import tenant`, then `tenant.Te
 - `tenant`: the cluster-scoped Tenant.
 - `imagebatch`: the namespaced ImageBatch.
 - `crd`: CustomResourceDefinitions generated from the models.
+- `operatorconfig`: the operator's configuration file (regions, worker pods, shared pool).
 
 Nothing here imports Kopf, Kubernetes clients or servers, nor any other part of imagegen.
 """

@@ -1,0 +1,171 @@
+"""The operator's configuration file: regions, worker pods, the shared pool, intervals.
+
+A YAML file (a Helm-rendered ConfigMap in a cluster), read once at start:
+
+    regions:
+      - name: us-east
+        kubeconfig: /etc/imagegen/regions/us-east/kubeconfig
+        redis: {url: "redis://redis.us-east:6379/0"}
+        weight: 2
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Annotated, Literal, Self
+
+import pydantic
+import yaml
+
+from imagegen.api import meta, tenant
+
+Quantity = Annotated[str, pydantic.Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")]
+
+
+class SecretKeyRef(meta.Model):
+    """A key of a Secret, read where the consumer runs."""
+
+    name: meta.DnsLabel
+    """Secret name."""
+    key: str
+    """Key within the Secret."""
+    namespace: meta.DnsLabel | None = None
+    """Namespace of the Secret; the operator's own namespace when omitted."""
+
+
+class RegionRedis(meta.Model):
+    """How workers of a region reach its Redis."""
+
+    url: Annotated[str, pydantic.Field(pattern=r"^rediss?://[^:@/]+(:[0-9]+)?(/[0-9]+)?$")]
+    """redis:// or rediss:// URL without credentials (a password goes in passwordSecret)."""
+    password_secret: SecretKeyRef | None = None
+    """Secret in the regional cluster's workers namespace holding the Redis password."""
+
+
+class Region(meta.Model):
+    """One regional cluster and how to reach it; exactly one way of reaching it is set."""
+
+    name: meta.DnsLabel
+    """Region name, as Tenants list it."""
+    kubeconfig: pathlib.Path | None = None
+    """Path of a kubeconfig file for the regional cluster."""
+    kubeconfig_secret: SecretKeyRef | None = None
+    """A Secret in the management cluster holding the regional kubeconfig."""
+    in_cluster: bool = False
+    """The region is the cluster the operator runs in (its service account)."""
+    redis: RegionRedis
+    """The region's Redis."""
+    weight: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
+    """Relative share of dispatch when preference and queue depth tie."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_way_in(self) -> Self:
+        ways = [self.kubeconfig is not None, self.kubeconfig_secret is not None, self.in_cluster]
+        if sum(ways) != 1:
+            raise ValueError("set exactly one of kubeconfig, kubeconfigSecret, inCluster")
+        return self
+
+
+class WorkerPods(meta.Model):
+    """What every worker pod of every pool looks like."""
+
+    namespace: meta.DnsLabel = "imagegen-workers"
+    """Namespace of the worker pools in each regional cluster."""
+    image: str = "ghcr.io/semantest/imagegen:0.1.0"
+    """Container image with the imagegen command."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """Kubernetes imagePullPolicy."""
+    cpu_request: Quantity = "500m"
+    """CPU request; the HPA's utilization is measured against it."""
+    cpu_limit: Quantity = "1"
+    """CPU limit."""
+    memory_request: Quantity = "256Mi"
+    """Memory request."""
+    memory_limit: Quantity = "512Mi"
+    """Memory limit."""
+    concurrency: Annotated[int, pydantic.Field(ge=1, le=64)] = 4
+    """Items one worker generates at once."""
+    port: Annotated[int, pydantic.Field(ge=1024, le=65535)] = 8080
+    """Port of the worker's health and metrics endpoints."""
+    termination_grace_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
+    """Time a stopping worker has to finish or hand back its items."""
+
+
+class Autoscaling(meta.Model):
+    """HPA behaviour that is not per tenant: how fast pools may move."""
+
+    scale_down_stabilization_seconds: Annotated[int, pydantic.Field(ge=0, le=3600)] = 300
+    """The HPA scales down to the highest recommendation of this window, so a dip in
+    load does not remove workers that the next batch needs."""
+    scale_down_percent_per_minute: Annotated[int, pydantic.Field(ge=1, le=100)] = 20
+    """At most this share of the replicas go per minute."""
+    scale_up_pods_per_15_seconds: Annotated[int, pydantic.Field(ge=1, le=50)] = 8
+    """At most this many pods come per 15 s (or doubling, whichever is more)."""
+
+
+class OperatorConfig(meta.Model):
+    """The operator's configuration file."""
+
+    regions: Annotated[list[Region], pydantic.Field(min_length=1, max_length=20)]
+    """The regional clusters."""
+    workers: WorkerPods = pydantic.Field(default_factory=WorkerPods)
+    """Worker pod template shared by all pools."""
+    shared_pool: tenant.Workers = pydantic.Field(
+        default_factory=lambda: tenant.Workers(pool="shared")
+    )
+    """Size and scaling of the shared pool each region runs for `pool: shared` tenants."""
+    autoscaling: Autoscaling = pydantic.Field(default_factory=Autoscaling)
+    """HPA behaviour common to all pools."""
+    operator_namespace: meta.DnsLabel = "imagegen-system"
+    """Namespace of the operator in the management cluster (kubeconfig Secrets, key index)."""
+    drift_check_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
+    """How often each Tenant's objects are compared with what they should be."""
+    api_key_grace_seconds: Annotated[int, pydantic.Field(ge=0)] = 86_400
+    """How long a rotated API key stays valid next to its successor."""
+    region_request_timeout_seconds: Annotated[float, pydantic.Field(gt=0, le=120)] = 10.0
+    """Bound on one request to a regional apiserver."""
+    region_connect_timeout_seconds: Annotated[float, pydantic.Field(gt=0, le=60)] = 3.0
+    """Bound on connecting to a regional apiserver; short, so a dead region is seen fast."""
+
+    @pydantic.field_validator("regions")
+    @classmethod
+    def _unique_names(cls, regions: list[Region]) -> list[Region]:
+        meta.require_unique([region.name for region in regions], what="region names")
+        return regions
+
+    def region(self, name: str) -> Region | None:
+        """The region of that name, or None when the registry does not know it."""
+        return next((region for region in self.regions if region.name == name), None)
+
+
+def load(path: pathlib.Path) -> OperatorConfig:
+    """Read and validate a configuration file; pydantic's error names the bad field."""
+    document = yaml.safe_load(path.read_text()) or {}
+    config = OperatorConfig.model_validate(document)
+    # Relative kubeconfig paths are relative to the file, as kubectl treats them.
+    for region in config.regions:
+        if region.kubeconfig is not None and not region.kubeconfig.is_absolute():
+            region.kubeconfig = path.parent / region.kubeconfig
+    return config
+
+
+LOCAL_REGIONS: tuple[str, ...] = ("us-east", "eu-west", "asia-pacific")
+"""The regions of the local stack, as the examples' Tenants list them."""
+
+
+def local_default() -> OperatorConfig:
+    """The configuration of the local stack: its three regions, one local Redis for all.
+
+    Each kubeconfig is the placeholder path `<region>/kubeconfig`, relative to where the
+    local stack keeps its clusters; `imagegen render`, which uses this config, never reads it.
+    """
+    return OperatorConfig(
+        regions=[
+            Region(
+                name=name,
+                kubeconfig=pathlib.Path(name, "kubeconfig"),
+                redis=RegionRedis(url="redis://127.0.0.1:6379/0"),
+            )
+            for name in LOCAL_REGIONS
+        ]
+    )

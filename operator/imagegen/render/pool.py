@@ -1,0 +1,313 @@
+"""Worker pools as manifests: what the operator applies in one regional cluster.
+
+Every pool lives in the workers namespace (config.workers.namespace). A `pool: dedicated`
+Tenant gets its own pool in each region: a ServiceAccount, Deployment,
+HorizontalPodAutoscaler and PodDisruptionBudget, all named worker-<tenant>. A `pool: shared`
+Tenant gets none: the region's shared pool (worker-shared, `shared_pool`) serves its items.
+
+Manifests are plain dicts, in apply order, holding only the fields we decide, each spelled
+as the apiserver returns it; fresh dicts every call, so no two fields share an object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Final
+
+from imagegen.api import operatorconfig, tenant
+from imagegen.render import labels, quantity
+
+Manifest = dict[str, Any]
+
+SHARED_POOL: Final = "worker-shared"
+"""Name of every object of a region's shared pool."""
+DEDICATED_PREFIX: Final = "worker-"
+"""A dedicated pool's objects are named this followed by the Tenant's name."""
+
+# Restricted Pod Security refuses root; a fixed uid and gid (not 0, not an image default)
+# make file ownership on the emptyDir predictable.
+_RUN_AS: Final = 10001
+_PORT: Final = "http"
+_TMP: Final = "tmp"
+
+
+class UnknownRegionError(ValueError):
+    """The operator config has no region of that name."""
+
+    def __init__(self, *, region: str, config: operatorconfig.OperatorConfig) -> None:
+        known = ", ".join(known.name for known in config.regions)
+        super().__init__(f"unknown region {region!r}; the operator config knows: {known}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Pool:
+    """What tells one pool from another; the rest comes from the operator config."""
+
+    name: str
+    labels: dict[str, str]
+    workers: tenant.Workers
+    args: list[str]
+    env: list[Manifest]
+    """Variables of this pool, before those every pool has."""
+
+
+def tenant_pool(
+    *, tenant: tenant.Tenant, region: str, config: operatorconfig.OperatorConfig
+) -> list[Manifest]:
+    """The objects one Tenant needs in one region, in apply order.
+
+    Dedicated: the workers Namespace, then ServiceAccount, Deployment, HPA and PDB named
+    worker-<tenant>. Shared: only the Namespace; the region's shared pool serves its items.
+    Without metadata.uid (a Tenant from a file) the tenant-uid label is left out.
+    Raises UnknownRegionError for a region the config lacks, and ValueError for a
+    dedicated Tenant whose objects would take the shared pool's name.
+    """
+    regional = _region(region=region, config=config)
+    manifests = [_namespace(config=config)]
+    if tenant.spec.workers.pool == "shared":
+        return manifests
+    name = _tenant_name(tenant)
+    pool = _Pool(
+        name=DEDICATED_PREFIX + name,
+        labels=labels.dedicated_pool(
+            tenant_name=name, tenant_uid=tenant.metadata.uid, region=region
+        ),
+        workers=tenant.spec.workers,
+        args=["worker", "--region", region, "--tenant", name],
+        env=[
+            _env("IMAGEGEN_TENANT", name),
+            _env("IMAGEGEN_REGION", region),
+            _env("IMAGEGEN_TIER", tenant.spec.tier),
+        ],
+    )
+    return [*manifests, *_pool_objects(pool=pool, region=regional, config=config)]
+
+
+def shared_pool(*, region: str, config: operatorconfig.OperatorConfig) -> list[Manifest]:
+    """The region's shared pool for all `pool: shared` Tenants, sized by config.shared_pool.
+
+    The workers Namespace, then ServiceAccount, Deployment, HPA and PDB named worker-shared,
+    labelled pool=shared and with no Tenant's labels: no Tenant's cleanup removes them.
+    Raises UnknownRegionError for a region the config lacks.
+    """
+    regional = _region(region=region, config=config)
+    pool = _Pool(
+        name=SHARED_POOL,
+        labels=labels.shared_pool(region=region),
+        workers=config.shared_pool,
+        args=["worker", "--region", region, "--pool", "shared"],
+        env=[_env("IMAGEGEN_REGION", region)],
+    )
+    return [_namespace(config=config), *_pool_objects(pool=pool, region=regional, config=config)]
+
+
+def _region(*, region: str, config: operatorconfig.OperatorConfig) -> operatorconfig.Region:
+    regional = config.region(region)
+    if regional is None:
+        raise UnknownRegionError(region=region, config=config)
+    return regional
+
+
+def _tenant_name(tenant: tenant.Tenant) -> str:
+    name = tenant.metadata.name
+    if name is None:
+        raise ValueError("metadata.name: required")
+    if DEDICATED_PREFIX + name == SHARED_POOL:
+        raise ValueError(
+            f"metadata.name: a dedicated pool of Tenant {name!r} would take the shared"
+            f" pool's name {SHARED_POOL!r}; rename the Tenant or use pool: shared"
+        )
+    return name
+
+
+def _pool_objects(
+    *, pool: _Pool, region: operatorconfig.Region, config: operatorconfig.OperatorConfig
+) -> list[Manifest]:
+    return [
+        _service_account(pool=pool, config=config),
+        _deployment(pool=pool, region=region, config=config),
+        _autoscaler(pool=pool, config=config),
+        _disruption_budget(pool=pool, config=config),
+    ]
+
+
+def _metadata(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> Manifest:
+    return {"name": pool.name, "namespace": config.workers.namespace, "labels": dict(pool.labels)}
+
+
+def _selector(pool: _Pool) -> Manifest:
+    return {"matchLabels": labels.selector(pool_labels=pool.labels)}
+
+
+def _namespace(*, config: operatorconfig.OperatorConfig) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": config.workers.namespace, "labels": labels.workers_namespace()},
+    }
+
+
+def _service_account(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> Manifest:
+    # Workers talk to Redis only: no API token in the pod, and no RBAC at all.
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(pool=pool, config=config),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _deployment(
+    *, pool: _Pool, region: operatorconfig.Region, config: operatorconfig.OperatorConfig
+) -> Manifest:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(pool=pool, config=config),
+        # No replicas: the HPA owns the count, and a replicas field would reset it to
+        # ours on every apply, fighting the HPA.
+        "spec": {
+            "selector": _selector(pool),
+            "template": {
+                "metadata": {"labels": dict(pool.labels)},
+                "spec": {
+                    "serviceAccountName": pool.name,
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": config.workers.termination_grace_seconds,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": _RUN_AS,
+                        "runAsGroup": _RUN_AS,
+                        "fsGroup": _RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_container(pool=pool, region=region, config=config)],
+                    # The root filesystem is read-only; the worker still needs a scratch /tmp.
+                    "volumes": [{"name": _TMP, "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def _container(
+    *, pool: _Pool, region: operatorconfig.Region, config: operatorconfig.OperatorConfig
+) -> Manifest:
+    pods = config.workers
+    return {
+        "name": "worker",
+        "image": pods.image,
+        "imagePullPolicy": pods.image_pull_policy,
+        "args": list(pool.args),
+        "env": _container_env(pool=pool, region=region, config=config),
+        "ports": [{"name": _PORT, "containerPort": pods.port}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": _PORT}},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": _PORT}},
+        "resources": {
+            "requests": {
+                "cpu": quantity.canonical(pods.cpu_request),
+                "memory": quantity.canonical(pods.memory_request),
+            },
+            "limits": {
+                "cpu": quantity.canonical(pods.cpu_limit),
+                "memory": quantity.canonical(pods.memory_limit),
+            },
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": _TMP, "mountPath": "/tmp"}],  # noqa: S108 (a mount in the pod)
+    }
+
+
+def _container_env(
+    *, pool: _Pool, region: operatorconfig.Region, config: operatorconfig.OperatorConfig
+) -> list[Manifest]:
+    env = [dict(variable) for variable in pool.env]
+    env.append(_env("IMAGEGEN_REDIS_URL", region.redis.url))
+    secret = region.redis.password_secret
+    if secret is not None:
+        # A reference, never the value: the kubelet reads the Secret in the pod's own
+        # namespace (a secretKeyRef has no namespace field).
+        env.append(
+            {
+                "name": "IMAGEGEN_REDIS_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
+            }
+        )
+    providers = ",".join(provider.name for provider in pool.workers.providers)
+    env.append(_env("IMAGEGEN_PROVIDERS", providers))
+    env.append(_env("IMAGEGEN_CONCURRENCY", str(config.workers.concurrency)))
+    return env
+
+
+def _env(name: str, value: str) -> Manifest:
+    return {"name": name, "value": value}
+
+
+def _autoscaler(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> Manifest:
+    workers, rates = pool.workers, config.autoscaling
+    target = workers.target_cpu_utilization_percentage
+    # The band around the target, as DESIGN.md's scaling rule puts it: up/target - 1 and
+    # 1 - down/target, written as differences over the target so the float division is
+    # of small integers and rounds as the exact ratio does.
+    up = (workers.scale_up_threshold_percent - target) / target
+    down = (target - workers.scale_down_threshold_percent) / target
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(pool=pool, config=config),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": pool.name},
+            "minReplicas": workers.min_replicas,
+            "maxReplicas": workers.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": target},
+                    },
+                }
+            ],
+            "behavior": {
+                "scaleUp": {
+                    "stabilizationWindowSeconds": 0,
+                    "selectPolicy": "Max",
+                    "policies": [
+                        {"type": "Percent", "value": 100, "periodSeconds": 15},
+                        {
+                            "type": "Pods",
+                            "value": rates.scale_up_pods_per_15_seconds,
+                            "periodSeconds": 15,
+                        },
+                    ],
+                    "tolerance": quantity.tolerance_quantity(up),
+                },
+                "scaleDown": {
+                    "stabilizationWindowSeconds": rates.scale_down_stabilization_seconds,
+                    "policies": [
+                        {
+                            "type": "Percent",
+                            "value": rates.scale_down_percent_per_minute,
+                            "periodSeconds": 60,
+                        }
+                    ],
+                    "tolerance": quantity.tolerance_quantity(down),
+                },
+            },
+        },
+    }
+
+
+def _disruption_budget(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> Manifest:
+    # One worker at a time through a drain: its leased items go back to the queue, so a
+    # slow drain costs latency, while many at once would cost the SLA.
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(pool=pool, config=config),
+        "spec": {"maxUnavailable": 1, "selector": _selector(pool)},
+    }
