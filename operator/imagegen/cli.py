@@ -6,12 +6,19 @@ import argparse
 import logging
 import pathlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import pydantic
+import yaml
 
 from imagegen import devstack
-from imagegen.api import crd
+from imagegen.api import crd, operatorconfig, tenant
 from imagegen.controller import runtime, settings
 from imagegen.localcluster import build
+from imagegen.render import output, pool
+
+_Loaded = TypeVar("_Loaded")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     operator = commands.add_parser("operator", help="run the Kubernetes operator")
+    operator.add_argument(
+        "--config",
+        type=pathlib.Path,
+        required=True,
+        help="operator configuration file (regions, worker pods, intervals)",
+    )
     operator.add_argument(
         "--kubeconfig",
         type=pathlib.Path,
@@ -64,14 +77,38 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--workdir", type=pathlib.Path, help="where clusters keep their state")
     dev.add_argument("--examples", type=pathlib.Path, default=pathlib.Path("examples"))
     dev.add_argument("--crds", type=pathlib.Path, default=pathlib.Path("crds"))
+    dev.add_argument("--rbac", type=pathlib.Path, default=pathlib.Path("manifests/rbac"))
     dev.set_defaults(run=_run_dev)
+
+    render = commands.add_parser(
+        "render",
+        help="print what the operator would apply for a Tenant (like helm template)",
+        description="Print, as a YAML stream, the objects the operator would apply in a"
+        " region for the Tenant in TENANT.yaml. A Tenant file has no metadata.uid, so the"
+        " tenant-uid label is left out; everything else is exactly as the operator applies it.",
+    )
+    render.add_argument("tenant", type=pathlib.Path, metavar="TENANT.yaml", help="a Tenant file")
+    render.add_argument(
+        "--region",
+        required=True,
+        help="a region of the operator config, or 'all' for each of the Tenant's spec.regions",
+    )
+    render.add_argument(
+        "--config", type=pathlib.Path, help="operator configuration file (default: local stack's)"
+    )
+    render.set_defaults(run=_run_render)
     return parser
 
 
 def _run_operator(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config, operatorconfig.load)
+    except _InputError as error:
+        print(error, file=sys.stderr)
+        return 2
     liveness = None if args.liveness == "off" else args.liveness
-    config = settings.OperatorConfig(kubeconfig=args.kubeconfig, liveness_endpoint=liveness)
-    runtime.main(config=config)
+    options = settings.OperatorOptions(kubeconfig=args.kubeconfig, liveness_endpoint=liveness)
+    runtime.main(options=options, config=config)
     return 0
 
 
@@ -93,4 +130,86 @@ def _run_controlplane_build(args: argparse.Namespace) -> int:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
-    return devstack.run(workdir=args.workdir, examples=args.examples, crds=args.crds)
+    return devstack.run(
+        workdir=args.workdir, examples=args.examples, crds=args.crds, rbac=args.rbac
+    )
+
+
+class _InputError(Exception):
+    """Bad input to a command; the message names the file and field, or the region."""
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    try:
+        stream = _render(tenant_file=args.tenant, region=args.region, config_file=args.config)
+    except _InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(stream, end="")
+    return 0
+
+
+def _render(*, tenant_file: pathlib.Path, region: str, config_file: pathlib.Path | None) -> str:
+    obj = _load(tenant_file, _tenant_from_file)
+    config = (
+        operatorconfig.local_default()
+        if config_file is None
+        else _load(config_file, operatorconfig.load)
+    )
+    if region != "all":
+        return _render_region(tenant_file=tenant_file, obj=obj, region=region, config=config)
+    return "".join(
+        f"# region: {name}\n"
+        + _render_region(tenant_file=tenant_file, obj=obj, region=name, config=config)
+        for name in obj.spec.regions
+    )
+
+
+def _render_region(
+    *,
+    tenant_file: pathlib.Path,
+    obj: tenant.Tenant,
+    region: str,
+    config: operatorconfig.OperatorConfig,
+) -> str:
+    try:
+        manifests = pool.tenant_pool(tenant=obj, region=region, config=config)
+    except pool.UnknownRegionError as error:
+        raise _InputError(f"imagegen render: {error}") from error
+    except ValueError as error:
+        raise _InputError(f"{tenant_file}: {error}") from error
+    # The operator applies nothing in a region the Tenant does not list; printing a pool
+    # for it would show something that never happens.
+    if region not in obj.spec.regions:
+        raise _InputError(
+            f"imagegen render: tenant {obj.metadata.name!r} does not run in region {region!r};"
+            f" its spec.regions: {', '.join(obj.spec.regions)}"
+        )
+    if obj.spec.workers.pool == "shared":
+        # As the operator does, show the region's shared pool that serves the Tenant; it
+        # starts with the workers Namespace, all that tenant_pool renders for a shared Tenant.
+        manifests = pool.shared_pool(region=region, config=config)
+    return output.to_yaml(manifests)
+
+
+def _tenant_from_file(path: pathlib.Path) -> tenant.Tenant:
+    # From the open file, so that a YAML error's position names the file.
+    with path.open() as stream:
+        return tenant.Tenant.model_validate(yaml.safe_load(stream))
+
+
+def _load(path: pathlib.Path, loader: Callable[[pathlib.Path], _Loaded]) -> _Loaded:
+    """Run a file loader; a file that cannot be read or is invalid becomes a _InputError
+    with one line per problem, each naming the file and the field."""
+    try:
+        return loader(path)
+    except OSError as error:
+        raise _InputError(f"{path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise _InputError(f"{path}: {error}") from error
+    except pydantic.ValidationError as error:
+        lines = []
+        for line in error.errors():
+            field = ".".join(str(part) for part in line["loc"])
+            lines.append(f"{path}: {field}: {line['msg']}" if field else f"{path}: {line['msg']}")
+        raise _InputError("\n".join(lines)) from error

@@ -11,8 +11,6 @@ from lightkube import generic_resource
 
 from imagegen.api import meta
 
-FIELD_MANAGER = "imagegen-operator"
-
 Tenant = generic_resource.create_global_resource(
     group=meta.GROUP, version=meta.VERSION, kind="Tenant", plural="tenants"
 )
@@ -32,7 +30,7 @@ def client_from_kubeconfig(
     return lightkube.Client(
         config=lightkube.KubeConfig.from_file(path),
         timeout=httpx2.Timeout(request_timeout_seconds, connect=connect_timeout_seconds),
-        field_manager=FIELD_MANAGER,
+        field_manager=meta.FIELD_MANAGER,
         # A kubeconfig names its server; an ambient HTTPS_PROXY must not reroute it.
         trust_env=False,
     )

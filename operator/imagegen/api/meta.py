@@ -14,6 +14,9 @@ VERSION: Final = "v1alpha1"
 ApiVersion = Literal["imagegen.semantest.io/v1alpha1"]
 API_VERSION: Final[ApiVersion] = "imagegen.semantest.io/v1alpha1"
 
+FIELD_MANAGER: Final = "imagegen-operator"
+"""The server-side-apply field manager of everything the operator writes."""
+
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DnsLabel = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 """A DNS-1123 label: usable as a namespace, a label value and a Kubernetes object name."""

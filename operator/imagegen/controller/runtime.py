@@ -1,48 +1,94 @@
-"""Assemble and run the Kopf operator: registry, login, settings, liveness, signals."""
+"""Assemble and run the Kopf operator: clients, registry, handlers, sweep, signals."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import kopf
+import lightkube
 
-from imagegen.controller import login, settings
+from imagegen import regions
+from imagegen.api import meta, operatorconfig
+from imagegen.controller import login, settings, sweep, tenants
 
 logger = logging.getLogger(__name__)
 
 
-def build_registry(*, config: settings.OperatorConfig) -> kopf.OperatorRegistry:
+def build_registry(
+    *, options: settings.OperatorOptions, context: tenants.Context
+) -> kopf.OperatorRegistry:
     """A registry holding the operator's handlers, independent of Kopf's global one."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def log_in(**_: Any) -> kopf.ConnectionInfo | None:
-        if config.kubeconfig is not None:
-            return login.connection_from_kubeconfig(path=config.kubeconfig)
-        return kopf.login_with_service_account(**_)
+    def log_in(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if options.kubeconfig is not None:
+            return login.connection_from_kubeconfig(path=options.kubeconfig)
+        return kopf.login_with_service_account(**kwargs)
 
+    tenants.register(registry=registry, context=context)
     return registry
 
 
-async def run(*, config: settings.OperatorConfig) -> None:
+@contextlib.asynccontextmanager
+async def management_client(
+    *, options: settings.OperatorOptions
+) -> AsyncIterator[lightkube.AsyncClient]:
+    """The operator's own client of the management cluster (namespaces, Secrets)."""
+    kube_config = (
+        lightkube.KubeConfig.from_file(options.kubeconfig)
+        if options.kubeconfig
+        else lightkube.KubeConfig.from_service_account()
+    )
+    client = lightkube.AsyncClient(
+        config=kube_config,
+        timeout=httpx2.Timeout(
+            options.timeouts.request_seconds, connect=options.timeouts.connect_seconds
+        ),
+        field_manager=meta.FIELD_MANAGER,
+        trust_env=False,
+    )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def run(*, options: settings.OperatorOptions, config: operatorconfig.OperatorConfig) -> None:
     """Run the operator until SIGTERM or SIGINT; Kopf installs the signal handlers."""
     logger.info(
-        "imagegen operator starting (kubeconfig=%s, liveness=%s)",
-        config.kubeconfig or "in-cluster",
-        config.liveness_endpoint,
+        "imagegen operator starting (kubeconfig=%s, regions=%s, liveness=%s)",
+        options.kubeconfig or "in-cluster",
+        ", ".join(region.name for region in config.regions),
+        options.liveness_endpoint,
     )
-    await kopf.operator(
-        registry=build_registry(config=config),
-        settings=settings.kopf_settings(config=config),
-        clusterwide=True,
-        standalone=True,
-        liveness_endpoint=config.liveness_endpoint,
-    )
+    async with management_client(options=options) as management:
+        registry = await regions.connect(config=config, management=management)
+        context = tenants.Context(config=config, registry=registry, management=management)
+        sweeper = asyncio.create_task(
+            sweep.run_forever(config=config, registry=registry, management=management)
+        )
+        try:
+            await kopf.operator(
+                registry=build_registry(options=options, context=context),
+                settings=settings.kopf_settings(options=options),
+                clusterwide=True,
+                standalone=True,
+                liveness_endpoint=options.liveness_endpoint,
+            )
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await registry.close()
     logger.info("imagegen operator stopped")
 
 
-def main(*, config: settings.OperatorConfig) -> None:
+def main(*, options: settings.OperatorOptions, config: operatorconfig.OperatorConfig) -> None:
     """Blocking entry point used by `imagegen operator`."""
-    asyncio.run(run(config=config))
+    asyncio.run(run(options=options, config=config))

@@ -32,19 +32,22 @@ class Timeouts:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class OperatorConfig:
-    """How the operator process runs."""
+class OperatorOptions:
+    """How the operator process runs (the command line); what it manages is in the
+    configuration file, api.operatorconfig."""
 
     kubeconfig: pathlib.Path | None = None
     """Kubeconfig of the management cluster; None means in-cluster service account."""
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     """Kopf's liveness probe; it answers only while the operator's tasks are alive."""
     timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
-    event_level: int = logging.INFO
-    """Kopf posts log records of this level and above as Kubernetes Events on the object."""
+    event_level: int = logging.WARNING
+    """Kopf posts handler log records of this level and above as Events on the object.
+    Handlers post the meaningful Events themselves; Kopf's per-handler INFO messages
+    would add an Event on every drift check."""
 
 
-def kopf_settings(*, config: OperatorConfig) -> kopf.OperatorSettings:
+def kopf_settings(*, options: OperatorOptions) -> kopf.OperatorSettings:
     """Kopf settings for imagegen.
 
     Kopf's bookkeeping (handler progress, the last-handled spec) goes into annotations
@@ -61,12 +64,12 @@ def kopf_settings(*, config: OperatorConfig) -> kopf.OperatorSettings:
     )
     settings.peering.standalone = True
     settings.peering.clusterwide = True
-    settings.networking.request_timeout = config.timeouts.request_seconds
-    settings.networking.connect_timeout = config.timeouts.connect_seconds
-    settings.watching.server_timeout = config.timeouts.watch_server_seconds
-    settings.watching.client_timeout = config.timeouts.watch_client_seconds
-    settings.watching.connect_timeout = config.timeouts.connect_seconds
-    settings.watching.inactivity_timeout = config.timeouts.watch_inactivity_seconds
-    settings.posting.level = config.event_level
+    settings.networking.request_timeout = options.timeouts.request_seconds
+    settings.networking.connect_timeout = options.timeouts.connect_seconds
+    settings.watching.server_timeout = options.timeouts.watch_server_seconds
+    settings.watching.client_timeout = options.timeouts.watch_client_seconds
+    settings.watching.connect_timeout = options.timeouts.connect_seconds
+    settings.watching.inactivity_timeout = options.timeouts.watch_inactivity_seconds
+    settings.posting.level = options.event_level
     settings.posting.reporting_component = "imagegen-operator"
     return settings

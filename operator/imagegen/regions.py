@@ -1,0 +1,131 @@
+"""The region registry: one Kubernetes client per regional cluster, each with explicit
+timeouts and its own request rate limit, so a slow or dead region costs only itself."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiolimiter
+import httpx2
+import lightkube
+import yaml
+from lightkube.resources import core_v1
+
+from imagegen.api import meta, operatorconfig
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "the region cannot be reached", as opposed to an answer we dislike.
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (httpx2.TransportError, OSError)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RateLimit:
+    """Client-side bound on requests to one regional apiserver."""
+
+    requests_per_second: float = 20.0
+    """Sustained rate; apiserver priority and fairness protects the server, this protects
+    the other tenants' reconciles from one tenant's burst."""
+    burst: int = 40
+    """Requests allowed at once above the sustained rate."""
+
+
+@dataclasses.dataclass(kw_only=True)
+class RegionClient:
+    """An async client of one regional cluster behind a rate limiter."""
+
+    name: str
+    client: lightkube.AsyncClient
+    limiter: aiolimiter.AsyncLimiter
+
+    @contextlib.asynccontextmanager
+    async def call(self) -> AsyncIterator[lightkube.AsyncClient]:
+        """Wait for a slot of the rate limit, then use the client."""
+        async with self.limiter:
+            yield self.client
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        await self.client.close()
+
+
+@dataclasses.dataclass(kw_only=True)
+class Registry:
+    """Clients of every region the operator configuration names."""
+
+    clients: dict[str, RegionClient]
+
+    def get(self, name: str) -> RegionClient | None:
+        """The client of a region, or None when the registry does not know it."""
+        return self.clients.get(name)
+
+    def names(self) -> list[str]:
+        """Region names in configuration order."""
+        return list(self.clients)
+
+    async def close(self) -> None:
+        """Close every client."""
+        for region in self.clients.values():
+            await region.close()
+
+
+async def connect(
+    *,
+    config: operatorconfig.OperatorConfig,
+    management: lightkube.AsyncClient,
+    rate_limit: RateLimit | None = None,
+) -> Registry:
+    """Build one client per configured region; kubeconfig Secrets are read from the
+    management cluster once, here. Building a client does not contact the region."""
+    rate_limit = rate_limit or RateLimit()
+    timeout = httpx2.Timeout(
+        config.region_request_timeout_seconds, connect=config.region_connect_timeout_seconds
+    )
+    clients = {}
+    for region in config.regions:
+        kube_config = await _kubeconfig(
+            region=region, management=management, default_namespace=config.operator_namespace
+        )
+        clients[region.name] = RegionClient(
+            name=region.name,
+            client=lightkube.AsyncClient(
+                config=kube_config,
+                timeout=timeout,
+                field_manager=meta.FIELD_MANAGER,
+                # The kubeconfig names the server; an ambient HTTPS_PROXY must not reroute it.
+                trust_env=False,
+            ),
+            limiter=aiolimiter.AsyncLimiter(
+                rate_limit.burst, rate_limit.burst / rate_limit.requests_per_second
+            ),
+        )
+    return Registry(clients=clients)
+
+
+async def _kubeconfig(
+    *,
+    region: operatorconfig.Region,
+    management: lightkube.AsyncClient,
+    default_namespace: str,
+) -> lightkube.KubeConfig:
+    if region.kubeconfig is not None:
+        return lightkube.KubeConfig.from_file(region.kubeconfig)
+    if region.in_cluster:
+        return lightkube.KubeConfig.from_service_account()
+    reference = region.kubeconfig_secret
+    assert reference is not None, "the config model requires one way in"
+    secret = await management.get(
+        core_v1.Secret, reference.name, namespace=reference.namespace or default_namespace
+    )
+    encoded = (secret.data or {}).get(reference.key)
+    if encoded is None:
+        raise KeyError(
+            f"region {region.name}: Secret {reference.name} has no key {reference.key!r}"
+        )
+    document: Mapping[str, Any] = yaml.safe_load(base64.b64decode(encoded))
+    return lightkube.KubeConfig.from_dict(dict(document))
