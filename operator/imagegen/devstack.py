@@ -19,12 +19,14 @@ import time
 import types
 
 from imagegen import resources
-from imagegen.localcluster import build, install, process, redis, stack
+from imagegen.localcluster import build, install, operatorsetup, process, redis, stack
 
 _CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
 
 
-def run(*, workdir: pathlib.Path | None, examples: pathlib.Path, crds: pathlib.Path) -> int:
+def run(
+    *, workdir: pathlib.Path | None, examples: pathlib.Path, crds: pathlib.Path, rbac: pathlib.Path
+) -> int:
     """Run the local stack in the foreground; return the exit code."""
     workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="imagegen-dev-"))
     stop_requested = _stop_on_signals()
@@ -42,7 +44,11 @@ def run(*, workdir: pathlib.Path | None, examples: pathlib.Path, crds: pathlib.P
             install.wait_crds_established(client=client, names=_CRD_NAMES)
             applied = install.apply_files(client=client, paths=examples.glob("*.yaml"))
         print("applied:", ", ".join(applied))
-        children.append(_start_operator(kubeconfig=clusters.management.kubeconfig, workdir=workdir))
+        setup = operatorsetup.prepare(
+            local=clusters, rbac_dir=rbac, redis_url=local_redis.url, workdir=workdir / "operator"
+        )
+        children.append(_start_operator(setup=setup, workdir=workdir))
+        _wait_tenants_observed(kubeconfig=clusters.management.kubeconfig, timeout_seconds=60)
         _print_access(clusters=clusters, redis_url=local_redis.url, workdir=workdir)
         stop_requested.wait()
     finally:
@@ -64,9 +70,13 @@ def _stop_on_signals() -> threading.Event:
     return stop_requested
 
 
-def _start_operator(*, kubeconfig: pathlib.Path, workdir: pathlib.Path) -> process.ManagedProcess:
+def _start_operator(
+    *, setup: operatorsetup.OperatorSetup, workdir: pathlib.Path
+) -> process.ManagedProcess:
+    """The operator as a process of its own, under its ServiceAccount, as in a cluster."""
     port = process.free_port()
-    argv = [sys.executable, "-m", "imagegen", "operator", "--kubeconfig", str(kubeconfig)]
+    argv = [sys.executable, "-m", "imagegen", "operator", "--config", str(setup.config_path)]
+    argv += ["--kubeconfig", str(setup.kubeconfig)]
     operator = process.spawn(
         name="operator",
         argv=[*argv, "--liveness", f"http://127.0.0.1:{port}/healthz"],
@@ -74,6 +84,19 @@ def _start_operator(*, kubeconfig: pathlib.Path, workdir: pathlib.Path) -> proce
     )
     process.wait_for_port(process=operator, port=port, timeout_seconds=60)
     return operator
+
+
+def _wait_tenants_observed(*, kubeconfig: pathlib.Path, timeout_seconds: float) -> None:
+    """Wait until the operator has written a status for every Tenant, so the first table
+    shows what it did rather than an empty READY column."""
+    deadline = time.monotonic() + timeout_seconds
+    with resources.client_from_kubeconfig(path=kubeconfig) as client:
+        while time.monotonic() < deadline:
+            tenants = list(client.list(resources.Tenant))
+            if all((t.get("status") or {}).get("observedGeneration") for t in tenants):
+                return
+            time.sleep(0.5)
+    print(f"some Tenants have no status after {timeout_seconds}s; see the operator log")
 
 
 def _print_access(*, clusters: stack.LocalStack, redis_url: str, workdir: pathlib.Path) -> None:
@@ -88,6 +111,13 @@ def _print_access(*, clusters: stack.LocalStack, redis_url: str, workdir: pathli
             check=False,
         )
         print(table.stdout or table.stderr)
+        first_region = next(iter(clusters.regions.values()))
+        pools = subprocess.run(
+            [kubectl, "--kubeconfig", str(first_region.kubeconfig), "get", "deploy,hpa,pdb",
+             "-n", "imagegen-workers"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        print(f"worker pools in {first_region.name}:\n{pools.stdout or pools.stderr}")
     print("management cluster:")
     print(f"  export KUBECONFIG={kubeconfig}")
     print("  kubectl get tenants,imagebatches -A")

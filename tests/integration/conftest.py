@@ -10,7 +10,8 @@ import lightkube
 import pytest
 
 from imagegen import resources
-from imagegen.localcluster import build, cluster, install, redis, stack
+from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
+from tests.integration import operatorproc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
@@ -64,3 +65,37 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Loc
     server = redis.start(workdir=tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_setup(
+    local_stack: stack.LocalStack,
+    crds_installed: None,
+    redis_server: redis.LocalRedis,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> operatorsetup.OperatorSetup:
+    """The operator's RBAC installed in every cluster, its ServiceAccount kubeconfigs and
+    a configuration file with a short drift-check interval."""
+    return operatorsetup.prepare(
+        local=local_stack,
+        rbac_dir=REPO / "manifests" / "rbac",
+        redis_url=redis_server.url,
+        workdir=tmp_path_factory.mktemp("operator"),
+        config_overrides={"driftCheckSeconds": DRIFT_CHECK_SECONDS},
+    )
+
+
+DRIFT_CHECK_SECONDS = 3
+
+
+@pytest.fixture(scope="session")
+def running_operator(
+    operator_setup: operatorsetup.OperatorSetup, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[operatorproc.OperatorProcess]:
+    """One operator for the session; tests that restart it leave it running."""
+    operator = operatorproc.OperatorProcess(
+        setup=operator_setup, log_path=tmp_path_factory.mktemp("operator-log") / "operator.log"
+    )
+    operator.start()
+    yield operator
+    operator.stop()

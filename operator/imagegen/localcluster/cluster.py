@@ -16,12 +16,22 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from imagegen.localcluster import pki, process
 
 ADMIN_USER = "imagegen-admin"
+
+# Every request of anyone but the admin (the harness and the controllers) is recorded,
+# so tests can count what the operator asked of a cluster.
+_AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "None", "users": [ADMIN_USER]}, {"level": "Metadata"}],
+}
 
 # The apiserver's own /readyz turns ready only after its post-start hooks (RBAC bootstrap
 # roles among them) have run; with etcd up this takes about 2 s here, longer when several
@@ -54,6 +64,31 @@ class LocalCluster:
     processes: list[process.ManagedProcess]
     ports: list[int]
 
+    @property
+    def audit_log(self) -> pathlib.Path:
+        """JSON lines, one per request of a non-admin user (the operator, for one)."""
+        return self.workdir / "logs" / "audit.log"
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The audit events recorded so far."""
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line]
+
+    def stop_apiserver(self) -> None:
+        """Stop the apiserver alone, as an outage of the region would look."""
+        self._apiserver().stop()
+
+    def start_apiserver(self) -> None:
+        """Start the stopped apiserver again on the same port and wait until it is ready."""
+        stopped = self._apiserver()
+        restarted = process.spawn(name=stopped.name, argv=stopped.argv, log_path=stopped.log_path)
+        self.processes[self.processes.index(stopped)] = restarted
+        self.wait_ready()
+
+    def _apiserver(self) -> process.ManagedProcess:
+        return next(child for child in self.processes if child.name == "kube-apiserver")
+
     def wait_ready(self, *, timeout_seconds: float = DEFAULT_READY_TIMEOUT_SECONDS) -> None:
         """Block until the apiserver's /readyz says ok; raise StartError with logs if not."""
         deadline = time.monotonic() + timeout_seconds
@@ -70,10 +105,9 @@ class LocalCluster:
             except (OSError, urllib.error.URLError) as error:
                 last_error = str(error)
             time.sleep(0.2)
-        apiserver_logs = [c.log_tail() for c in self.processes if c.name == "kube-apiserver"]
         raise process.StartError(
             f"{self.name}: apiserver not ready after {timeout_seconds}s ({last_error}):\n"
-            + "\n".join(apiserver_logs)
+            + self._apiserver().log_tail()
         )
 
     def get(self, path: str, *, timeout_seconds: float = 5.0) -> str:
@@ -120,6 +154,8 @@ def launch(
     tokens_file = workdir / "tokens.csv"
     tokens_file.write_text(f'{token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
     tokens_file.chmod(0o600)
+    audit_policy = workdir / "audit-policy.yaml"
+    audit_policy.write_text(yaml.safe_dump(_AUDIT_POLICY))
 
     etcd_client, etcd_peer, apiserver_port = (process.free_port() for _ in range(3))
     server = f"https://127.0.0.1:{apiserver_port}"
@@ -149,10 +185,17 @@ def launch(
         apiserver_argv = _apiserver_argv(
             binaries["kube-apiserver"], certs, tokens_file, etcd_client, apiserver_port
         )
+        audit_argv = [
+            f"--audit-policy-file={audit_policy}",
+            f"--audit-log-path={cluster.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=100",
+            "--audit-log-maxbackup=1",
+        ]
         children.append(
             process.spawn(
                 name="kube-apiserver",
-                argv=[*apiserver_argv, *options.apiserver_flags],
+                argv=[*apiserver_argv, *audit_argv, *options.apiserver_flags],
                 log_path=logs / "kube-apiserver.log",
             )
         )
@@ -198,7 +241,13 @@ def start(
 
 
 def write_kubeconfig(
-    *, path: pathlib.Path, name: str, server: str, ca_cert: pathlib.Path, token: str
+    *,
+    path: pathlib.Path,
+    name: str,
+    server: str,
+    ca_cert: pathlib.Path,
+    token: str,
+    user: str = ADMIN_USER,
 ) -> None:
     """Write a kubeconfig with one cluster, one token user and one current context."""
     config = {
@@ -207,8 +256,8 @@ def write_kubeconfig(
         "clusters": [
             {"name": name, "cluster": {"server": server, "certificate-authority": str(ca_cert)}}
         ],
-        "users": [{"name": ADMIN_USER, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": ADMIN_USER}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
         "current-context": name,
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -26,6 +26,7 @@ class ManagedProcess:
     """One child process and the log file it writes."""
 
     name: str
+    argv: list[str]
     popen: subprocess.Popen[bytes]
     log_path: pathlib.Path
 
@@ -73,7 +74,7 @@ def spawn(
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
-    return ManagedProcess(name=name, popen=popen, log_path=log_path)
+    return ManagedProcess(name=name, argv=argv, popen=popen, log_path=log_path)
 
 
 def free_port() -> int:

@@ -1,0 +1,86 @@
+"""Install the operator's RBAC into a local stack and give it credentials that carry
+exactly those privileges: a ServiceAccount token per cluster, never the admin token."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import yaml
+from lightkube.models import authentication_v1, meta_v1
+from lightkube.resources import core_v1
+
+from imagegen import resources
+from imagegen.localcluster import cluster, install, stack
+
+SERVICE_ACCOUNT = "imagegen-operator"
+NAMESPACE = "imagegen-system"
+_TOKEN_SECONDS = 24 * 3600
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OperatorSetup:
+    """Where the operator's kubeconfig and configuration file were written."""
+
+    kubeconfig: pathlib.Path
+    config_path: pathlib.Path
+    region_kubeconfigs: dict[str, pathlib.Path]
+
+
+def prepare(
+    *,
+    local: stack.LocalStack,
+    rbac_dir: pathlib.Path,
+    redis_url: str,
+    workdir: pathlib.Path,
+    config_overrides: dict[str, Any] | None = None,
+) -> OperatorSetup:
+    """Apply rbac_dir/management.yaml and rbac_dir/region.yaml, mint tokens, and write a
+    kubeconfig per cluster plus the operator configuration file naming them."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    management = _service_account_kubeconfig(
+        target=local.management, manifest=rbac_dir / "management.yaml", workdir=workdir
+    )
+    regional = {
+        name: _service_account_kubeconfig(
+            target=running, manifest=rbac_dir / "region.yaml", workdir=workdir
+        )
+        for name, running in local.regions.items()
+    }
+    config: dict[str, Any] = {
+        "regions": [
+            {"name": name, "kubeconfig": str(path), "redis": {"url": redis_url}}
+            for name, path in regional.items()
+        ],
+        **(config_overrides or {}),
+    }
+    config_path = workdir / "operator-config.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return OperatorSetup(
+        kubeconfig=management, config_path=config_path, region_kubeconfigs=regional
+    )
+
+
+def _service_account_kubeconfig(
+    *, target: cluster.LocalCluster, manifest: pathlib.Path, workdir: pathlib.Path
+) -> pathlib.Path:
+    with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
+        install.apply_files(client=admin, paths=[manifest])
+        request = core_v1.ServiceAccountToken(
+            metadata=meta_v1.ObjectMeta(name=SERVICE_ACCOUNT, namespace=NAMESPACE),
+            spec=authentication_v1.TokenRequestSpec(audiences=[], expirationSeconds=_TOKEN_SECONDS),
+        )
+        issued = admin.create(request, SERVICE_ACCOUNT, namespace=NAMESPACE)
+    assert issued.status is not None, "a TokenRequest answer always carries a token"
+    assert issued.status.token is not None
+    path = workdir / f"{target.name}.operator.kubeconfig"
+    cluster.write_kubeconfig(
+        path=path,
+        name=target.name,
+        server=target.server,
+        ca_cert=target.ca_cert,
+        token=issued.status.token,
+        user=f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}",
+    )
+    return path
