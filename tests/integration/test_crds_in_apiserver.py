@@ -50,6 +50,12 @@ def tenant(**spec_changes: Any) -> dict[str, Any]:
     return obj
 
 
+def named(name: str) -> dict[str, Any]:
+    obj = tenant()
+    obj["metadata"]["name"] = name
+    return obj
+
+
 def workers(**changes: Any) -> dict[str, Any]:
     return {**example("tenant-metaphysical.yaml")["spec"]["workers"], **changes}
 
@@ -98,6 +104,11 @@ def test_apiserver_fills_in_the_defaults_of_a_minimal_tenant(kube: lightkube.Cli
 
 INVALID_TENANTS: dict[str, tuple[Callable[[], dict[str, Any]], list[str]]] = {
     "unknown tier": (lambda: tenant(tier="gold"), ["spec.tier", "Unsupported value"]),
+    "name too long for its worker objects": (
+        lambda: named("t" * 57),
+        ["metadata.name must be at most 56 characters"],
+    ),
+    "name of the shared pool": (lambda: named("shared"), ["metadata.name must not be 'shared'"]),
     "minReplicas 0": (lambda: tenant(workers=workers(minReplicas=0)), ["spec.workers.minReplicas"]),
     "maxReplicas 51": (
         lambda: tenant(workers=workers(maxReplicas=51)),

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from typing import Any
 
+import pydantic
 import pytest
 
 from imagegen.api import operatorconfig
@@ -423,11 +424,9 @@ def test_shared_pool_is_sized_by_the_config_and_belongs_to_no_tenant() -> None:
     assert {"name": "IMAGEGEN_PROVIDERS", "value": "local,sdxl"} in container["env"]
 
 
-def test_dedicated_tenant_named_shared_is_refused_for_taking_the_shared_pools_name() -> None:
-    tenant = builders.make_tenant("shared").uid(UID).model()
-
-    with pytest.raises(ValueError, match=r"metadata\.name: .*'worker-shared'"):
-        pool.tenant_pool(tenant=tenant, region="us-east", config=CONFIG)
+def test_a_tenant_named_shared_cannot_exist_so_no_pool_takes_the_shared_pools_name() -> None:
+    with pytest.raises(pydantic.ValidationError, match="must not be 'shared'"):
+        builders.make_tenant("shared").uid(UID).model()
 
 
 # Regions

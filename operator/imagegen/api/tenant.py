@@ -19,6 +19,18 @@ THRESHOLDS_ORDERED: meta.Rule = meta.Rule(
     field_path=".targetCPUUtilizationPercentage",
 )
 
+# Worker objects are named worker-<tenant> and labelled with the name: both must fit 63.
+MAX_NAME_LENGTH = 56
+NAME_FITS: meta.Rule = meta.Rule(
+    rule=f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+    message=f"metadata.name must be at most {MAX_NAME_LENGTH} characters"
+    " (worker objects are named worker-<tenant>)",
+)
+NAME_NOT_RESERVED: meta.Rule = meta.Rule(
+    rule="self.metadata.name != 'shared'",
+    message="metadata.name must not be 'shared': it names every region's shared pool",
+)
+
 Tier = Literal["priority", "standard"]
 Pool = Literal["dedicated", "shared"]
 Percent = Annotated[int, pydantic.Field(ge=1, le=100)]
@@ -190,6 +202,10 @@ class TenantStatus(meta.StatusModel):
 class Tenant(meta.Resource):
     """A tenant of imagegen: limits, SLA, regions and worker scaling for its image batches."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=meta.validations(NAME_FITS, NAME_NOT_RESERVED)
+    )
+
     info = meta.ResourceInfo(
         kind="Tenant",
         plural="tenants",
@@ -210,3 +226,12 @@ class Tenant(meta.Resource):
     metadata: meta.ObjectMeta
     spec: TenantSpec
     status: TenantStatus | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _check_name(self) -> Self:
+        name = self.metadata.name or ""
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(NAME_FITS.message)
+        if name == "shared":
+            raise ValueError(NAME_NOT_RESERVED.message)
+        return self

@@ -60,7 +60,7 @@ def tenant_pool(
     worker-<tenant>. Shared: only the Namespace; the region's shared pool serves its items.
     Without metadata.uid (a Tenant from a file) the tenant-uid label is left out.
     Raises UnknownRegionError for a region the config lacks, and ValueError for a
-    dedicated Tenant whose objects would take the shared pool's name.
+    Tenant without a name.
     """
     regional = _region(region=region, config=config)
     manifests = [_namespace(config=config)]
@@ -112,11 +112,7 @@ def _tenant_name(tenant: tenant.Tenant) -> str:
     name = tenant.metadata.name
     if name is None:
         raise ValueError("metadata.name: required")
-    if DEDICATED_PREFIX + name == SHARED_POOL:
-        raise ValueError(
-            f"metadata.name: a dedicated pool of Tenant {name!r} would take the shared"
-            f" pool's name {SHARED_POOL!r}; rename the Tenant or use pool: shared"
-        )
+    # The Tenant model refuses the name 'shared', so worker-<name> never is worker-shared.
     return name
 
 
