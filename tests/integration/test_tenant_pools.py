@@ -87,24 +87,31 @@ def test_editing_replicas_and_thresholds_updates_every_region(world: World) -> N
         assert hpa["spec"]["behavior"]["scaleUp"]["tolerance"] == "286m"
 
 
-def test_an_unchanged_tenant_costs_reads_only(world: World) -> None:
+def test_an_unchanged_tenant_costs_reads_only(
+    world: World, management: cluster.LocalCluster
+) -> None:
     name = unique_name("steady")
     world.create(new_tenant(name).obj())
     world.wait_reconciled(name)
     time.sleep(DRIFT_CHECK_SECONDS)  # let the reconcile that made the objects finish
-    before = {r: len(tenantworld.operator_requests(c)) for r, c in world.regions.items()}
+    clusters = {"management": management, **world.regions}
+    before = {n: len(tenantworld.operator_requests(c)) for n, c in clusters.items()}
+
+    def since(cluster_name: str) -> list[dict[str, object]]:
+        return tenantworld.operator_requests(clusters[cluster_name])[before[cluster_name] :]
 
     def drift_checks_seen() -> bool:
-        return all(
-            tenantworld.reads_of(tenantworld.operator_requests(c)[before[r] :], f"worker-{name}")
-            >= 2 * len(tenantworld.POOL_KINDS)
-            for r, c in world.regions.items()
-        )
+        # Each drift check reads the tenant's key Secret; each region's pools are read by
+        # LISTs shared by all Tenants, refreshed every half interval.
+        checks = tenantworld.reads_of(since("management"), f"{name}-api-key")
+        lists = [sum(1 for e in since(r) if e["verb"] == "list") for r in world.regions]
+        return checks >= 2 and min(lists) >= 2
 
     waiting.until(drift_checks_seen, timeout=8 * DRIFT_CHECK_SECONDS, what="two drift checks")
-    for region, running in world.regions.items():
-        since = tenantworld.operator_requests(running)[before[region] :]
-        assert tenantworld.writes_to(since, f"worker-{name}") == [], region
+    for cluster_name in clusters:
+        writes = tenantworld.writes_to(since(cluster_name), f"worker-{name}")
+        writes += tenantworld.writes_to(since(cluster_name), f"{name}-api-key")
+        assert writes == [], cluster_name
 
 
 def test_a_hand_edit_of_a_managed_field_is_reverted(world: World) -> None:

@@ -13,7 +13,7 @@ from lightkube.core import resource_registry
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1, policy_v1
 
 from imagegen import regions
-from imagegen.controller import drift
+from imagegen.controller import drift, livecache
 
 # Kinds a Tenant owns in a region, in deletion order: the autoscaler before what it
 # scales, the Deployment before the ServiceAccount its pods run as.
@@ -35,32 +35,35 @@ class Applied:
     """The objects after the pass, by kind."""
 
 
-async def apply(*, region: regions.RegionClient, manifests: Sequence[Mapping[str, Any]]) -> Applied:
+async def apply(
+    *,
+    region: regions.RegionClient,
+    cache: livecache.LiveCache,
+    manifests: Sequence[Mapping[str, Any]],
+) -> Applied:
     """Server-side apply every manifest that the live object does not already contain."""
     result = Applied()
     for manifest in manifests:
         resource = _resource_class(manifest)
         name = manifest["metadata"]["name"]
         namespace = manifest["metadata"].get("namespace")
-        live = await _get(region=region, resource=resource, name=name, namespace=namespace)
+        live = await cache.get(resource=resource, namespace=namespace, name=name)
         if live is None or not drift.contains(live=live, desired=manifest):
             async with region.call() as client:
                 applied = await client.apply(codecs.from_dict(dict(manifest)), force=True)
             live = as_dict(applied)
+            cache.put(resource=resource, namespace=namespace, obj=live)
             result.writes += 1
         result.live[manifest["kind"]] = live
     return result
 
 
-async def read(
-    *, region: regions.RegionClient, resource: type[Any], name: str, namespace: str
-) -> dict[str, Any] | None:
-    """The live object as a dict, or None when it does not exist."""
-    return await _get(region=region, resource=resource, name=name, namespace=namespace)
-
-
 async def delete_owned(
-    *, region: regions.RegionClient, namespace: str, selector: Mapping[str, str]
+    *,
+    region: regions.RegionClient,
+    cache: livecache.LiveCache,
+    namespace: str,
+    selector: Mapping[str, str],
 ) -> int:
     """Delete every object of the owned kinds that carries the selector's labels."""
     deleted = 0
@@ -78,24 +81,9 @@ async def delete_owned(
                 except lightkube.ApiError as error:
                     if error.status.code != 404:
                         raise
+            cache.forget(resource=resource, namespace=namespace, name=name)
             deleted += 1
     return deleted
-
-
-async def _get(
-    *, region: regions.RegionClient, resource: type[Any], name: str, namespace: str | None
-) -> dict[str, Any] | None:
-    async with region.call() as client:
-        try:
-            if namespace is None:
-                obj = await client.get(resource, name)
-            else:
-                obj = await client.get(resource, name, namespace=namespace)
-        except lightkube.ApiError as error:
-            if error.status.code == 404:
-                return None
-            raise
-    return as_dict(obj)
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

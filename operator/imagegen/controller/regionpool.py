@@ -10,7 +10,7 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import operatorconfig, tenant
-from imagegen.controller import pools
+from imagegen.controller import livecache, pools
 from imagegen.render import labels, pool
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ FAILED = "ReconcileFailed"
 async def reconcile(
     *,
     region: regions.RegionClient,
+    cache: livecache.LiveCache,
     obj: tenant.Tenant,
     config: operatorconfig.OperatorConfig,
 ) -> tuple[tenant.RegionStatus, int]:
@@ -32,7 +33,7 @@ async def reconcile(
         # it when no shared tenant lists the region any more.
         manifests = [*manifests, *pool.shared_pool(region=region.name, config=config)]
     try:
-        applied = await pools.apply(region=region, manifests=manifests)
+        applied = await pools.apply(region=region, cache=cache, manifests=manifests)
     except regions.UNREACHABLE_ERRORS as error:
         logger.warning("region %s unreachable: %s", region.name, error)
         return _failed(region.name, f"{UNREACHABLE}: {error}"), 0
@@ -43,12 +44,17 @@ async def reconcile(
 
 
 async def remove(
-    *, region: regions.RegionClient, tenant_uid: str, config: operatorconfig.OperatorConfig
+    *,
+    region: regions.RegionClient,
+    cache: livecache.LiveCache,
+    tenant_uid: str,
+    config: operatorconfig.OperatorConfig,
 ) -> str | None:
     """Delete the Tenant's objects in the region; return an error message, or None."""
     try:
         await pools.delete_owned(
             region=region,
+            cache=cache,
             namespace=config.workers.namespace,
             selector=labels.owned_by_uid(uid=tenant_uid),
         )

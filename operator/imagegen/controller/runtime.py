@@ -14,7 +14,7 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import meta, operatorconfig
-from imagegen.controller import login, settings, sweep, tenants
+from imagegen.controller import livecache, login, settings, sweep, tenants
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,18 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
     )
     async with management_client(options=options) as management:
         registry = await regions.connect(config=config, management=management)
-        context = tenants.Context(config=config, registry=registry, management=management)
+        # Half a drift interval: a hand edit is seen within one and a half intervals.
+        caches = {
+            name: livecache.LiveCache(region=client, max_age=config.drift_check_seconds / 2)
+            for name, client in registry.clients.items()
+        }
+        context = tenants.Context(
+            config=config, registry=registry, caches=caches, management=management
+        )
         sweeper = asyncio.create_task(
-            sweep.run_forever(config=config, registry=registry, management=management)
+            sweep.run_forever(
+                config=config, registry=registry, caches=caches, management=management
+            )
         )
         try:
             await kopf.operator(

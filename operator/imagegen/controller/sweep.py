@@ -13,7 +13,7 @@ from lightkube.resources import core_v1
 
 from imagegen import regions, resources
 from imagegen.api import operatorconfig, tenant
-from imagegen.controller import apikeys, pools
+from imagegen.controller import apikeys, livecache, pools
 from imagegen.render import labels, pool
 
 logger = logging.getLogger(__name__)
@@ -25,13 +25,14 @@ async def run_forever(
     *,
     config: operatorconfig.OperatorConfig,
     registry: regions.Registry,
+    caches: dict[str, livecache.LiveCache],
     management: lightkube.AsyncClient,
 ) -> None:
     """Sweep every drift-check interval until cancelled; a failed sweep is logged and
     tried again next time."""
     while True:
         try:
-            await sweep_once(config=config, registry=registry, management=management)
+            await sweep_once(config=config, registry=registry, caches=caches, management=management)
         except _RETRIED_ERRORS as error:
             logger.warning("sweep failed, next try in %ss: %s", config.drift_check_seconds, error)
         await asyncio.sleep(config.drift_check_seconds)
@@ -41,6 +42,7 @@ async def sweep_once(
     *,
     config: operatorconfig.OperatorConfig,
     registry: regions.Registry,
+    caches: dict[str, livecache.LiveCache],
     management: lightkube.AsyncClient,
 ) -> int:
     """One sweep; return the number of objects deleted.
@@ -70,6 +72,7 @@ async def sweep_once(
         try:
             deleted += await _clean_region(
                 region=region,
+                cache=caches[region_name],
                 config=config,
                 orphans=owners - live_uids,
                 keep_shared_pool=region_name in shared_regions,
@@ -104,6 +107,7 @@ async def _owner_uids(
 async def _clean_region(
     *,
     region: regions.RegionClient,
+    cache: livecache.LiveCache,
     config: operatorconfig.OperatorConfig,
     orphans: set[str],
     keep_shared_pool: bool,
@@ -115,15 +119,17 @@ async def _clean_region(
             "sweep: region %s: removing objects of vanished tenant uid %s", region.name, uid
         )
         deleted += await pools.delete_owned(
-            region=region, namespace=namespace, selector=labels.owned_by_uid(uid=uid)
+            region=region, cache=cache, namespace=namespace, selector=labels.owned_by_uid(uid=uid)
         )
     if keep_shared_pool:
-        await pools.apply(
-            region=region, manifests=pool.shared_pool(region=region.name, config=config)
-        )
+        shared = pool.shared_pool(region=region.name, config=config)
+        await pools.apply(region=region, cache=cache, manifests=shared)
     else:
         deleted += await pools.delete_owned(
-            region=region, namespace=namespace, selector=labels.shared_pool(region=region.name)
+            region=region,
+            cache=cache,
+            namespace=namespace,
+            selector=labels.shared_pool(region=region.name),
         )
     return deleted
 

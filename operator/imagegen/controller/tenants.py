@@ -19,7 +19,7 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import meta, operatorconfig, tenant
-from imagegen.controller import apikeys, conditions, namespaces, regionpool
+from imagegen.controller import apikeys, conditions, livecache, namespaces, regionpool
 
 READY, DEGRADED = "Ready", "Degraded"
 
@@ -35,13 +35,13 @@ class Context:
 
     config: operatorconfig.OperatorConfig
     registry: regions.Registry
+    caches: dict[str, livecache.LiveCache]
+    """What each region holds of ours, by region name."""
     management: lightkube.AsyncClient
     clock: Callable[[], datetime.datetime] = utc_now
     locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
-    writes: int = 0
-    """Writes to regional clusters since start; benchmarks and tests read it."""
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -70,6 +70,7 @@ def register(*, registry: kopf.OperatorRegistry, context: Context) -> None:
     @kopf.on.delete(*resource, registry=registry)
     async def remove_tenant(body: kopf.Body, **_: Any) -> None:
         await cleanup(context=context, body=body)
+        context.locks.pop(str(body.metadata.uid), None)
 
 
 async def _reconcile_and_report(*, context: Context, body: kopf.Body, patch: kopf.Patch) -> None:
@@ -154,7 +155,12 @@ async def cleanup(*, context: Context, body: kopf.Body) -> None:
     obj = tenant.Tenant.model_validate(_plain(body))
     results = await asyncio.gather(
         *(
-            regionpool.remove(region=region, tenant_uid=_uid(obj), config=context.config)
+            regionpool.remove(
+                region=region,
+                cache=context.caches[region.name],
+                tenant_uid=_uid(obj),
+                config=context.config,
+            )
             for region in context.registry.clients.values()
         )
     )
@@ -185,12 +191,20 @@ async def _reconcile_regions(
         if r.name not in wanted and context.registry.get(r.name) is not None
     ]
     applies = [
-        regionpool.reconcile(region=_client(context, name), obj=obj, config=context.config)
+        regionpool.reconcile(
+            region=_client(context, name),
+            cache=context.caches[name],
+            obj=obj,
+            config=context.config,
+        )
         for name in wanted
     ]
     removals = [
         regionpool.remove(
-            region=_client(context, name), tenant_uid=_uid(obj), config=context.config
+            region=_client(context, name),
+            cache=context.caches[name],
+            tenant_uid=_uid(obj),
+            config=context.config,
         )
         for name in dropped
     ]
@@ -200,7 +214,6 @@ async def _reconcile_regions(
     statuses: list[tenant.RegionStatus] = []
     before = {r.name: r for r in previous.regions or ()}
     for name, (status, writes) in zip(wanted, applied, strict=True):
-        context.writes += writes
         statuses.append(status)
         if writes:
             events.append(("Normal", "PoolApplied", f"region {name}: {writes} object(s) applied"))
