@@ -1,0 +1,81 @@
+-- Prepended to every script by imagegen/queue/lua.py. KEYS[1..6] are the pool keys in the
+-- order of keys.Keyspace.pool_keys(); a script's own keys follow. Times are Unix ms, given
+-- by the caller (never TIME), so a test can move the clock.
+local RING = {priority = KEYS[1], standard = KEYS[2]}
+local DEFICIT = KEYS[3]
+local WEIGHT = KEYS[4]
+local LEASES = KEYS[5]
+local SEQ = KEYS[6]
+local TIERS = {'priority', 'standard'}
+local PRIORITIES = {'high', 'normal', 'low'}
+local RANK = {high = 0, normal = 1, low = 2}
+-- A lane scores its items rank * BAND + seq: one ZSET per tenant then serves high before
+-- normal before low and first-in first-out within each, exactly (below 2^53) in a double.
+local BAND = 17592186044416
+
+-- Integers as plain digits: Lua would print large ones in exponent form.
+local function num(value)
+  return string.format('%.0f', value)
+end
+
+local function move_count(batch, from, to)
+  redis.call('HINCRBY', batch, from, -1)
+  redis.call('HINCRBY', batch, to, 1)
+end
+
+local function publish(batch, message)
+  local channel = redis.call('HGET', batch, 'channel')
+  if channel then
+    redis.call('SPUBLISH', channel, cjson.encode(message))
+  end
+end
+
+local function publish_item(item, state)
+  local f = redis.call('HMGET', item, 'batch', 'id', 'attempts')
+  publish(f[1], {item = f[2], state = state, attempts = tonumber(f[3])})
+end
+
+-- A lane is in its tier's ring exactly when DEFICIT has a field for it, so a lane emptied
+-- by a cancel and refilled later is never listed twice. A joining lane starts with one
+-- quantum, so it is served on its first turn.
+local function join(tier, lane)
+  if redis.call('HEXISTS', DEFICIT, lane) == 0 then
+    redis.call('RPUSH', RING[tier], lane)
+    redis.call('HSET', DEFICIT, lane, redis.call('HGET', WEIGHT, lane) or 1)
+  end
+end
+
+-- Only ever called for the lane at the head of the ring.
+local function leave(tier, lane)
+  redis.call('LPOP', RING[tier])
+  redis.call('HDEL', DEFICIT, lane)
+end
+
+-- A running item goes back to its lane (same score, so it keeps its place) or, without
+-- attempts left or when the error is final, fails keeping `err` as its last error.
+local function retry_or_fail(item, err, retryable, max_attempts)
+  local f = redis.call('HMGET', item, 'lane', 'batch', 'tier', 'score', 'attempts')
+  local lane, batch, tier, score, attempts = f[1], f[2], f[3], f[4], tonumber(f[5])
+  redis.call('ZREM', LEASES, item)
+  redis.call('HDEL', item, 'token', 'worker', 'expires')
+  if retryable and attempts < max_attempts then
+    redis.call('HSET', item, 'state', 'Queued', 'error', err)
+    redis.call('ZADD', lane, score, item)
+    join(tier, lane)
+    move_count(batch, 'Running', 'Queued')
+    publish_item(item, 'Queued')
+    return 'requeued'
+  end
+  redis.call('HSET', item, 'state', 'Failed', 'error', err)
+  move_count(batch, 'Running', 'Failed')
+  publish_item(item, 'Failed')
+  return 'failed'
+end
+
+local function reclaim(now, max_attempts, limit)
+  local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0, limit)
+  for _, item in ipairs(expired) do
+    retry_or_fail(item, 'lease expired', true, max_attempts)
+  end
+  return #expired
+end
