@@ -19,14 +19,9 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import meta, operatorconfig, tenant
-from imagegen.controller import apikeys, conditions, livecache, namespaces, regionpool
+from imagegen.controller import apikeys, bodies, conditions, livecache, namespaces, regionpool
 
 READY, DEGRADED = "Ready", "Degraded"
-
-
-def utc_now() -> datetime.datetime:
-    """The current time in UTC, whole seconds (as Kubernetes stores times)."""
-    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -38,7 +33,7 @@ class Context:
     caches: dict[str, livecache.LiveCache]
     """What each region holds of ours, by region name."""
     management: lightkube.AsyncClient
-    clock: Callable[[], datetime.datetime] = utc_now
+    clock: Callable[[], datetime.datetime] = bodies.utc_now
     locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
@@ -88,7 +83,7 @@ async def _reconcile_and_report(*, context: Context, body: kopf.Body, patch: kop
 
 async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
     """Bring one Tenant's world in line with its spec; return the status to write."""
-    obj = tenant.Tenant.model_validate(_plain(body))
+    obj = tenant.Tenant.model_validate(bodies.plain(body))
     previous = obj.status or tenant.TenantStatus()
     generation = obj.metadata.generation
     unknown = [name for name in obj.spec.regions if context.registry.get(name) is None]
@@ -152,7 +147,7 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
 async def cleanup(*, context: Context, body: kopf.Body) -> None:
     """Delete the Tenant's objects in every region and its API key. A region that cannot
     be reached is left to the orphan sweep, so deletion never hangs on a dead region."""
-    obj = tenant.Tenant.model_validate(_plain(body))
+    obj = tenant.Tenant.model_validate(bodies.plain(body))
     results = await asyncio.gather(
         *(
             regionpool.remove(
@@ -328,14 +323,7 @@ def _client(context: Context, name: str) -> regions.RegionClient:
 
 
 def _current_status(body: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(_plain(body).get("status") or {})
-
-
-def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A Kopf body as plain dicts and lists, as pydantic wants them."""
-    return {
-        key: (_plain(value) if isinstance(value, Mapping) else value) for key, value in body.items()
-    }
+    return dict(bodies.plain(body).get("status") or {})
 
 
 def _name(obj: tenant.Tenant) -> str:
