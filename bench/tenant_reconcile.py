@@ -73,7 +73,7 @@ def measure(
     with tempfile.TemporaryDirectory(prefix="imagegen-bench-") as scratch:
         workdir = pathlib.Path(scratch)
         local = stack.start(workdir=workdir / "stack", binaries=binaries)
-        server = redis.start(workdir=workdir / "redis")
+        servers = {name: redis.start(workdir=workdir / f"redis-{name}") for name in local.regions}
         try:
             with resources.client_from_kubeconfig(path=local.management.kubeconfig) as kube:
                 install.apply_files(client=kube, paths=(REPO / "crds").glob("*.yaml"))
@@ -84,7 +84,7 @@ def measure(
                 setup = operatorsetup.prepare(
                     local=local,
                     rbac_dir=REPO / "manifests" / "rbac",
-                    redis_url=server.url,
+                    redis_urls={name: server.url for name, server in servers.items()},
                     workdir=workdir / "operator",
                     config_overrides={"driftCheckSeconds": drift_seconds},
                 )
@@ -103,7 +103,8 @@ def measure(
                 finally:
                     operator.stop()
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
             local.stop()
 
 

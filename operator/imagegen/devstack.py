@@ -36,8 +36,11 @@ def run(
     clusters = stack.start(workdir=workdir, binaries=binaries)
     children: list[process.ManagedProcess] = []
     try:
-        local_redis = redis.start(workdir=workdir / "redis")
-        children.append(local_redis.child)
+        region_redis = {
+            name: redis.start(workdir=workdir / f"redis-{name}") for name in clusters.regions
+        }
+        children.extend(server.child for server in region_redis.values())
+        redis_urls = {name: server.url for name, server in region_redis.items()}
         print(f"{len(clusters.all_clusters())} clusters ready in {time.monotonic() - started:.1f}s")
         with resources.client_from_kubeconfig(path=clusters.management.kubeconfig) as client:
             install.apply_files(client=client, paths=crds.glob("*.yaml"))
@@ -45,11 +48,11 @@ def run(
             applied = install.apply_files(client=client, paths=examples.glob("*.yaml"))
         print("applied:", ", ".join(applied))
         setup = operatorsetup.prepare(
-            local=clusters, rbac_dir=rbac, redis_url=local_redis.url, workdir=workdir / "operator"
+            local=clusters, rbac_dir=rbac, redis_urls=redis_urls, workdir=workdir / "operator"
         )
         children.append(_start_operator(setup=setup, workdir=workdir))
         _wait_tenants_observed(kubeconfig=clusters.management.kubeconfig, timeout_seconds=60)
-        _print_access(clusters=clusters, redis_url=local_redis.url, workdir=workdir)
+        _print_access(clusters=clusters, redis_urls=redis_urls, workdir=workdir)
         stop_requested.wait()
     finally:
         print("stopping the local stack")
@@ -99,7 +102,9 @@ def _wait_tenants_observed(*, kubeconfig: pathlib.Path, timeout_seconds: float) 
     print(f"some Tenants have no status after {timeout_seconds}s; see the operator log")
 
 
-def _print_access(*, clusters: stack.LocalStack, redis_url: str, workdir: pathlib.Path) -> None:
+def _print_access(
+    *, clusters: stack.LocalStack, redis_urls: dict[str, str], workdir: pathlib.Path
+) -> None:
     kubeconfig = clusters.management.kubeconfig
     kubectl = _kubectl()
     if kubectl:
@@ -123,7 +128,7 @@ def _print_access(*, clusters: stack.LocalStack, redis_url: str, workdir: pathli
     print("  kubectl get tenants,imagebatches -A")
     for name, regional in clusters.regions.items():
         print(f"region {name}: kubectl --kubeconfig {regional.kubeconfig} get deploy,hpa -A")
-    print(f"redis: {redis_url}")
+        print(f"  redis: {redis_urls[name]}")
     print(f"logs: {workdir}/*/logs, operator: {workdir}/operator.log")
     print("the stack stays up until Ctrl-C")
 

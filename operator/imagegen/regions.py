@@ -13,15 +13,22 @@ from typing import Any
 import aiolimiter
 import httpx2
 import lightkube
+import redis.asyncio as aioredis
 import yaml
 from lightkube.resources import core_v1
+from redis import exceptions as redis_errors
 
 from imagegen.api import meta, operatorconfig
 
 logger = logging.getLogger(__name__)
 
 # Errors that mean "the region cannot be reached", as opposed to an answer we dislike.
-UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (httpx2.TransportError, OSError)
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
+    httpx2.TransportError,
+    OSError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,11 +44,13 @@ class RateLimit:
 
 @dataclasses.dataclass(kw_only=True)
 class RegionClient:
-    """An async client of one regional cluster behind a rate limiter."""
+    """An async client of one regional cluster behind a rate limiter, and its Redis."""
 
     name: str
     client: lightkube.AsyncClient
     limiter: aiolimiter.AsyncLimiter
+    redis: aioredis.Redis
+    """The region's Redis (queues and progress), with bounded connect and socket timeouts."""
 
     @contextlib.asynccontextmanager
     async def call(self) -> AsyncIterator[lightkube.AsyncClient]:
@@ -52,6 +61,7 @@ class RegionClient:
     async def close(self) -> None:
         """Close the client's connections."""
         await self.client.close()
+        await self.redis.aclose()
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -103,8 +113,55 @@ async def connect(
             limiter=aiolimiter.AsyncLimiter(
                 rate_limit.burst, rate_limit.burst / rate_limit.requests_per_second
             ),
+            redis=aioredis.Redis.from_url(
+                region.redis.url,
+                password=await _redis_password(
+                    region=region,
+                    management=management,
+                    default_namespace=config.operator_namespace,
+                ),
+                socket_timeout=config.region_request_timeout_seconds,
+                socket_connect_timeout=config.region_connect_timeout_seconds,
+                decode_responses=False,
+            ),
         )
     return Registry(clients=clients)
+
+
+async def _redis_password(
+    *,
+    region: operatorconfig.Region,
+    management: lightkube.AsyncClient,
+    default_namespace: str,
+) -> str | None:
+    """The Redis password from the management cluster's copy of passwordSecret, if set."""
+    reference = region.redis.password_secret
+    if reference is None:
+        return None
+    return (
+        await _secret_value(
+            reference=reference,
+            management=management,
+            default_namespace=default_namespace,
+            what=f"region {region.name} redis password",
+        )
+    ).decode()
+
+
+async def _secret_value(
+    *,
+    reference: operatorconfig.SecretKeyRef,
+    management: lightkube.AsyncClient,
+    default_namespace: str,
+    what: str,
+) -> bytes:
+    secret = await management.get(
+        core_v1.Secret, reference.name, namespace=reference.namespace or default_namespace
+    )
+    encoded = (secret.data or {}).get(reference.key)
+    if encoded is None:
+        raise KeyError(f"{what}: Secret {reference.name} has no key {reference.key!r}")
+    return base64.b64decode(encoded)
 
 
 async def _kubeconfig(
@@ -119,13 +176,12 @@ async def _kubeconfig(
         return lightkube.KubeConfig.from_service_account()
     reference = region.kubeconfig_secret
     assert reference is not None, "the config model requires one way in"
-    secret = await management.get(
-        core_v1.Secret, reference.name, namespace=reference.namespace or default_namespace
-    )
-    encoded = (secret.data or {}).get(reference.key)
-    if encoded is None:
-        raise KeyError(
-            f"region {region.name}: Secret {reference.name} has no key {reference.key!r}"
+    document: Mapping[str, Any] = yaml.safe_load(
+        await _secret_value(
+            reference=reference,
+            management=management,
+            default_namespace=default_namespace,
+            what=f"region {region.name} kubeconfig",
         )
-    document: Mapping[str, Any] = yaml.safe_load(base64.b64decode(encoded))
+    )
     return lightkube.KubeConfig.from_dict(dict(document))

@@ -68,10 +68,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Loc
 
 
 @pytest.fixture(scope="session")
+def region_redis(
+    local_stack: stack.LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, redis.LocalRedis]]:
+    """A real redis-server per region, as production has."""
+    servers: dict[str, redis.LocalRedis] = {}
+    try:
+        for name in local_stack.regions:
+            servers[name] = redis.start(workdir=tmp_path_factory.mktemp(f"redis-{name}"))
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
 def operator_setup(
     local_stack: stack.LocalStack,
     crds_installed: None,
-    redis_server: redis.LocalRedis,
+    region_redis: dict[str, redis.LocalRedis],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> operatorsetup.OperatorSetup:
     """The operator's RBAC installed in every cluster, its ServiceAccount kubeconfigs and
@@ -79,7 +94,7 @@ def operator_setup(
     return operatorsetup.prepare(
         local=local_stack,
         rbac_dir=REPO / "manifests" / "rbac",
-        redis_url=redis_server.url,
+        redis_urls={name: server.url for name, server in region_redis.items()},
         workdir=tmp_path_factory.mktemp("operator"),
         config_overrides={"driftCheckSeconds": DRIFT_CHECK_SECONDS},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -32,12 +33,13 @@ def prepare(
     *,
     local: stack.LocalStack,
     rbac_dir: pathlib.Path,
-    redis_url: str,
+    redis_urls: Mapping[str, str],
     workdir: pathlib.Path,
     config_overrides: dict[str, Any] | None = None,
 ) -> OperatorSetup:
     """Apply rbac_dir/management.yaml and rbac_dir/region.yaml, mint tokens, and write a
-    kubeconfig per cluster plus the operator configuration file naming them."""
+    kubeconfig per cluster plus the operator configuration file naming them and each
+    region's Redis (redis_urls, by region name)."""
     workdir.mkdir(parents=True, exist_ok=True)
     management = _service_account_kubeconfig(
         target=local.management, manifest=rbac_dir / "management.yaml", workdir=workdir
@@ -50,7 +52,7 @@ def prepare(
     }
     config: dict[str, Any] = {
         "regions": [
-            {"name": name, "kubeconfig": str(path), "redis": {"url": redis_url}}
+            {"name": name, "kubeconfig": str(path), "redis": {"url": redis_urls[name]}}
             for name, path in regional.items()
         ],
         **(config_overrides or {}),
