@@ -63,6 +63,9 @@ class LocalCluster:
     ca_cert: pathlib.Path
     processes: list[process.ManagedProcess]
     ports: list[int]
+    controllers: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
+    """Controllers (name, argv) to start once the apiserver is ready: they give up on an
+    apiserver that is slow to come up, as it is when several clusters start on two cores."""
 
     @property
     def audit_log(self) -> pathlib.Path:
@@ -86,6 +89,13 @@ class LocalCluster:
         self.processes[self.processes.index(stopped)] = restarted
         self.wait_ready()
 
+    def _start_controllers(self) -> None:
+        while self.controllers:
+            name, argv = self.controllers.pop(0)
+            self.processes.append(
+                process.spawn(name=name, argv=argv, log_path=self.workdir / "logs" / f"{name}.log")
+            )
+
     def _apiserver(self) -> process.ManagedProcess:
         return next(child for child in self.processes if child.name == "kube-apiserver")
 
@@ -101,6 +111,7 @@ class LocalCluster:
                     )
             try:
                 if self.get("/readyz") == "ok":
+                    self._start_controllers()
                     return
             except (OSError, urllib.error.URLError) as error:
                 last_error = str(error)
@@ -142,10 +153,10 @@ def launch(
     binaries: Mapping[str, pathlib.Path],
     options: ClusterOptions | None = None,
 ) -> LocalCluster:
-    """Start etcd, kube-apiserver and controllers without waiting for readiness.
+    """Start etcd and kube-apiserver without waiting for the apiserver to be ready.
 
-    The apiserver and controllers retry until their upstream answers, so all processes
-    start at once; call wait_ready() (or start several clusters first, then wait).
+    Call wait_ready() (or start several clusters first, then wait on each): it starts the
+    controllers once the apiserver is ready.
     """
     options = options or ClusterOptions()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -202,20 +213,15 @@ def launch(
         controller_manager_argv = _controller_manager_argv(
             binaries["kube-controller-manager"], certs, kubeconfig
         )
-        children.append(
-            process.spawn(
-                name="kube-controller-manager",
-                argv=[*controller_manager_argv, *options.controller_manager_flags],
-                log_path=logs / "kube-controller-manager.log",
+        cluster.controllers.append(
+            (
+                "kube-controller-manager",
+                [*controller_manager_argv, *options.controller_manager_flags],
             )
         )
         if options.scheduler:
-            children.append(
-                process.spawn(
-                    name="kube-scheduler",
-                    argv=_scheduler_argv(binaries["kube-scheduler"], kubeconfig),
-                    log_path=logs / "kube-scheduler.log",
-                )
+            cluster.controllers.append(
+                ("kube-scheduler", _scheduler_argv(binaries["kube-scheduler"], kubeconfig))
             )
     except BaseException:
         cluster.stop()
