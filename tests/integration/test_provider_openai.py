@@ -1,8 +1,6 @@
 """The OpenAI-compatible provider against a local fake server that speaks the protocol:
 a real HTTP server on a loopback port, real timeouts, bounded retries."""
 
-import asyncio
-import base64
 import dataclasses
 import io
 import logging
@@ -11,100 +9,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from PIL import Image
 
 from imagegen.worker.providers import base, openai
+from tests.integration import fakeopenai
 
-KEY = "sk-test-5ecret-never-logged"
 REQUEST = base.GenerationRequest(prompt="a lighthouse at dawn", seed=7, width=64, height=48)
 READ_TIMEOUT = 0.2
 
 
-@dataclasses.dataclass(frozen=True)
-class Fail:
-    """Answer with an error status, OpenAI-style body, and optional Retry-After."""
-
-    status: int
-    message: str = "server trouble"
-    retry_after: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Slow:
-    """Answer only after the client's read timeout has passed."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Garbage:
-    """Answer 200 with a body that holds no image."""
-
-
-Step = Fail | Slow | Garbage
-
-
-@dataclasses.dataclass
-class FakeImagesServer:
-    """Answers the planned steps in turn, then succeeds with a PNG of the asked size."""
-
-    base_url: str = ""
-    plan: list[Step] = dataclasses.field(default_factory=list)
-    bodies: list[dict[str, object]] = dataclasses.field(default_factory=list)
-    released: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        presented = request.headers.get("Authorization", "")
-        if presented != f"Bearer {KEY}":
-            # Like OpenAI, echo the refused key: the provider must not pass it on.
-            given = presented.removeprefix("Bearer ")
-            return error_response(status=401, message=f"Incorrect API key provided: {given}")
-        body = await request.json()
-        self.bodies.append(body)
-        step = self.plan.pop(0) if self.plan else None
-        if isinstance(step, Fail):
-            headers = {"Retry-After": step.retry_after} if step.retry_after else None
-            return error_response(status=step.status, message=step.message, headers=headers)
-        if isinstance(step, Slow):
-            # Held until the test ends, long past the client's read timeout.
-            await self.released.wait()
-        if isinstance(step, Garbage):
-            return web.json_response({"created": 1, "data": []})
-        width, height = (int(side) for side in body["size"].split("x"))
-        return web.json_response(
-            {"created": 1, "data": [{"b64_json": base64.b64encode(png(width, height)).decode()}]}
-        )
-
-
-def error_response(
-    *, status: int, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    return web.json_response(
-        {"error": {"message": message, "type": "invalid_request_error", "code": None}},
-        status=status,
-        headers=headers,
-    )
-
-
-def png(width: int, height: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 40, 40)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[FakeImagesServer]:
-    fake = FakeImagesServer()
-    app = web.Application()
-    app.router.add_post("/v1/images/generations", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}/v1"
-    yield fake
-    fake.released.set()
-    await runner.cleanup()
+async def server() -> AsyncIterator[fakeopenai.FakeImagesServer]:
+    async with fakeopenai.serve() as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -130,12 +47,14 @@ def settings(base_url: str, **changes: Any) -> openai.OpenAISettings:
 
 @pytest.fixture
 async def provider(
-    server: FakeImagesServer, waits: list[float]
+    server: fakeopenai.FakeImagesServer, waits: list[float]
 ) -> AsyncIterator[openai.OpenAIProvider]:
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    made = openai.OpenAIProvider(settings=settings(server.base_url), api_key=KEY, sleep=record)
+    made = openai.OpenAIProvider(
+        settings=settings(server.base_url), api_key=fakeopenai.KEY, sleep=record
+    )
     yield made
     await made.aclose()
 
@@ -148,11 +67,13 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def assert_key_nowhere(*texts: str) -> None:
     for text in texts:
-        assert KEY not in text
+        assert fakeopenai.KEY not in text
 
 
 async def test_an_image_is_generated_with_the_protocols_request(
-    provider: openai.OpenAIProvider, server: FakeImagesServer, logs: pytest.LogCaptureFixture
+    provider: openai.OpenAIProvider,
+    server: fakeopenai.FakeImagesServer,
+    logs: pytest.LogCaptureFixture,
 ) -> None:
     image = await provider.generate(request=REQUEST)
     assert server.bodies == [
@@ -170,12 +91,14 @@ async def test_an_image_is_generated_with_the_protocols_request(
         64,
         48,
     )
-    assert image.data == png(64, 48)
+    assert image.data == fakeopenai.png(64, 48)
     assert_key_nowhere(logs.text)
 
 
-async def test_the_seed_is_sent_only_when_configured(server: FakeImagesServer) -> None:
-    seeded = openai.OpenAIProvider(settings=settings(server.base_url, send_seed=True), api_key=KEY)
+async def test_the_seed_is_sent_only_when_configured(server: fakeopenai.FakeImagesServer) -> None:
+    seeded = openai.OpenAIProvider(
+        settings=settings(server.base_url, send_seed=True), api_key=fakeopenai.KEY
+    )
     try:
         await seeded.generate(request=REQUEST)
     finally:
@@ -194,11 +117,11 @@ async def test_an_image_in_another_format_is_converted_to_the_one_asked(
 
 async def test_a_server_error_is_retried_with_backoff_then_succeeds(
     provider: openai.OpenAIProvider,
-    server: FakeImagesServer,
+    server: fakeopenai.FakeImagesServer,
     waits: list[float],
     logs: pytest.LogCaptureFixture,
 ) -> None:
-    server.plan = [Fail(status=500)]
+    server.plan = [fakeopenai.Fail(status=500)]
     image = await provider.generate(request=REQUEST)
     assert image.width == 64
     assert len(server.bodies) == 2
@@ -209,9 +132,13 @@ async def test_a_server_error_is_retried_with_backoff_then_succeeds(
 
 
 async def test_retries_are_bounded_and_the_last_error_is_retryable(
-    provider: openai.OpenAIProvider, server: FakeImagesServer, waits: list[float]
+    provider: openai.OpenAIProvider, server: fakeopenai.FakeImagesServer, waits: list[float]
 ) -> None:
-    server.plan = [Fail(status=503), Fail(status=502), Fail(status=500, message="still down")]
+    server.plan = [
+        fakeopenai.Fail(status=503),
+        fakeopenai.Fail(status=502),
+        fakeopenai.Fail(status=500, message="still down"),
+    ]
     with pytest.raises(base.ProviderError) as error:
         await provider.generate(request=REQUEST)
     assert error.value.retryable
@@ -221,9 +148,11 @@ async def test_retries_are_bounded_and_the_last_error_is_retryable(
 
 
 async def test_a_bad_request_is_final_and_carries_the_servers_message(
-    provider: openai.OpenAIProvider, server: FakeImagesServer, logs: pytest.LogCaptureFixture
+    provider: openai.OpenAIProvider,
+    server: fakeopenai.FakeImagesServer,
+    logs: pytest.LogCaptureFixture,
 ) -> None:
-    server.plan = [Fail(status=400, message="size must be one of 1024x1024, 1792x1024")]
+    server.plan = [fakeopenai.Fail(status=400, message="size must be one of 1024x1024, 1792x1024")]
     with pytest.raises(base.ProviderError) as error:
         await provider.generate(request=REQUEST)
     assert not error.value.retryable
@@ -233,9 +162,9 @@ async def test_a_bad_request_is_final_and_carries_the_servers_message(
 
 
 async def test_an_answer_slower_than_the_read_timeout_is_a_retryable_timeout(
-    provider: openai.OpenAIProvider, server: FakeImagesServer, waits: list[float]
+    provider: openai.OpenAIProvider, server: fakeopenai.FakeImagesServer, waits: list[float]
 ) -> None:
-    server.plan = [Slow(), Slow(), Slow()]
+    server.plan = [fakeopenai.Slow(), fakeopenai.Slow(), fakeopenai.Slow()]
     with pytest.raises(base.ProviderError, match=r"timed out \(ReadTimeout\)") as error:
         await provider.generate(request=REQUEST)
     assert error.value.retryable
@@ -243,16 +172,16 @@ async def test_an_answer_slower_than_the_read_timeout_is_a_retryable_timeout(
 
 
 async def test_a_whole_attempt_is_bounded_even_when_no_single_read_times_out(
-    server: FakeImagesServer,
+    server: fakeopenai.FakeImagesServer,
 ) -> None:
-    server.plan = [Slow()]
+    server.plan = [fakeopenai.Slow()]
     bounded = openai.OpenAIProvider(
         settings=settings(
             server.base_url,
             timeouts=openai.Timeouts(read_seconds=30, attempt_seconds=READ_TIMEOUT),
             retry=openai.Retry(max_attempts=1),
         ),
-        api_key=KEY,
+        api_key=fakeopenai.KEY,
     )
     try:
         with pytest.raises(base.ProviderError, match=r"after 1 attempt: timed out \(TimeoutError"):
@@ -262,9 +191,9 @@ async def test_a_whole_attempt_is_bounded_even_when_no_single_read_times_out(
 
 
 async def test_a_timeout_followed_by_an_answer_succeeds(
-    provider: openai.OpenAIProvider, server: FakeImagesServer
+    provider: openai.OpenAIProvider, server: fakeopenai.FakeImagesServer
 ) -> None:
-    server.plan = [Slow()]
+    server.plan = [fakeopenai.Slow()]
     image = await provider.generate(request=REQUEST)
     assert image.height == 48
 
@@ -276,18 +205,18 @@ async def test_a_timeout_followed_by_an_answer_succeeds(
 )
 async def test_too_many_requests_waits_what_retry_after_asks_up_to_the_cap(
     provider: openai.OpenAIProvider,
-    server: FakeImagesServer,
+    server: fakeopenai.FakeImagesServer,
     waits: list[float],
     retry_after: str,
     waited: float,
 ) -> None:
-    server.plan = [Fail(status=429, message="rate limited", retry_after=retry_after)]
+    server.plan = [fakeopenai.Fail(status=429, message="rate limited", retry_after=retry_after)]
     await provider.generate(request=REQUEST)
     assert waits == [waited]
 
 
 async def test_a_refused_key_is_never_repeated_in_errors_or_logs(
-    server: FakeImagesServer, logs: pytest.LogCaptureFixture
+    server: fakeopenai.FakeImagesServer, logs: pytest.LogCaptureFixture
 ) -> None:
     wrong = "sk-wrong-key-also-secret"
     refused = openai.OpenAIProvider(settings=settings(server.base_url), api_key=wrong)
@@ -302,9 +231,9 @@ async def test_a_refused_key_is_never_repeated_in_errors_or_logs(
 
 
 async def test_a_success_without_an_image_is_final(
-    provider: openai.OpenAIProvider, server: FakeImagesServer
+    provider: openai.OpenAIProvider, server: fakeopenai.FakeImagesServer
 ) -> None:
-    server.plan = [Garbage()]
+    server.plan = [fakeopenai.Garbage()]
     with pytest.raises(base.ProviderError, match=r"holds no image") as error:
         await provider.generate(request=REQUEST)
     assert not error.value.retryable
@@ -319,7 +248,7 @@ async def test_an_unreachable_endpoint_is_retried_then_retryable(waits: list[flo
         waits.append(seconds)
 
     unreachable = openai.OpenAIProvider(
-        settings=settings(f"http://127.0.0.1:{port}/v1"), api_key=KEY, sleep=record
+        settings=settings(f"http://127.0.0.1:{port}/v1"), api_key=fakeopenai.KEY, sleep=record
     )
     try:
         with pytest.raises(base.ProviderError, match=r"transport error \(ConnectError") as error:

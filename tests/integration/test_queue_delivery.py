@@ -207,6 +207,40 @@ async def test_final_failure_fails_at_once_with_its_error(queue: core.Queue) -> 
     assert (state.state, state.error, state.result) == ("Failed", "prompt rejected", None)
 
 
+async def test_released_item_goes_back_in_its_place_without_using_an_attempt(
+    queue: core.Queue,
+) -> None:
+    await enqueue(queue, "a", "b")
+    await queue.fail(lease=await lease(queue), error="timeout", retryable=True)
+    first = await lease(queue)
+    assert (first.item_id, first.attempt) == ("a", 2)
+
+    assert await queue.release(lease=first)
+
+    state = await item(queue, "a")
+    assert (state.state, state.attempts, state.error) == ("Queued", 1, "timeout")
+    progress = await queue.progress(batch_uid=BATCH.uid)
+    assert (progress.queued, progress.running) == (2, 0)
+    again = await lease(queue, "w2")
+    assert (again.item_id, again.attempt) == ("a", 2)
+
+
+async def test_release_of_a_lease_no_longer_held_changes_nothing(
+    queue: core.Queue, clock: Clock
+) -> None:
+    await enqueue(queue, "a")
+    stale = await lease(queue)
+    clock.now += LEASE_SECONDS
+    current = await lease(queue, "w2")
+
+    assert not await queue.release(lease=stale)
+    state = await item(queue, "a")
+    assert (state.state, state.attempts) == ("Running", 2)
+    assert await queue.complete(lease=current, result={"uri": "file:///a.png"})
+    assert not await queue.release(lease=current)
+    assert (await item(queue, "a")).state == "Succeeded"
+
+
 async def test_cancel_removes_queued_items_and_drops_in_flight_completions(
     queue: core.Queue,
 ) -> None:

@@ -5,6 +5,7 @@ Modules, imported as modules (`from imagegen.queue import core`, then `core.Queu
 - `keys`: every key and channel name, with the data model in its docstring.
 - `model`: what goes in (`BatchRef`, `ItemSpec`) and comes out (`Lease`, `BatchProgress`,
   `LaneDepth`).
+- `payload`: `WorkItem`, the shape of an item's payload, shared by operator and workers.
 - `core`: `Queue`, one pool's operations, each one atomic Lua script.
 - `lua`: the scripts under `scripts/`, registered on a client.
 
@@ -24,6 +25,8 @@ Order of service, decided inside one script per lease:
 
 Delivery is at least once: a lease expires unless renewed, and an expired lease is taken
 back (by the next `lease`, or `requeue_expired`) with its attempt counted; after
-`max_attempts` leases the item fails with its last error. Completion is idempotent: the
-first result is kept and later ones are acknowledged and dropped.
+`max_attempts` leases the item fails with its last error. A worker that stops before
+finishing hands its items back with `release`, which does not count the attempt.
+Completion is idempotent: the first result is kept and later ones are acknowledged and
+dropped.
 """

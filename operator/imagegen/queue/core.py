@@ -172,6 +172,15 @@ class Queue:
         )
         return _choice(outcome, _OUTCOMES)
 
+    async def release(self, *, lease: model.Lease) -> bool:
+        """Hand the item back unfinished, as a worker that is stopping does: it is queued
+        again in its old place and this lease does not count as an attempt. False if the
+        lease is no longer held (nothing to hand back)."""
+        released = await self._scripts.release(
+            keys=[*self.keyspace.pool_keys(), self._item_key(lease)], args=[lease.token]
+        )
+        return bool(released)
+
     async def requeue_expired(self, *, now: float | None = None) -> int:
         """Take back every lease expired at `now` (default: the clock); return how many.
 

@@ -31,6 +31,7 @@ class Scripts:
     renew: AsyncScript
     complete: AsyncScript
     fail: AsyncScript
+    release: AsyncScript
     reclaim: AsyncScript
     cancel: AsyncScript
     forget: AsyncScript

@@ -51,7 +51,8 @@ class Lease:
     priority: imagebatch.Priority
     payload: Json
     attempt: int
-    """1 on the first delivery; counts every lease, including those that expired."""
+    """1 on the first delivery; counts every lease, including those that expired, except
+    those handed back unfinished by `Queue.release`."""
     worker_id: str
     token: str
     """Proves this delivery is still the current one when renewing or failing."""

@@ -1,6 +1,7 @@
 """The worker process: takes items from its region's queue, runs a provider, stores the
 image and reports progress.
 
-This package holds the providers (providers/) and the storage backend (storage); the
-consume loop that drives them sits on top of these.
+Modules, from the top: `loop` (settings, the slots, stopping), `items` (one leased item
+from payload to result), `health` (the probe endpoints), `storage` (where images go) and
+`providers/` (the image generators, tried in order per item).
 """

@@ -51,22 +51,31 @@ local function leave(tier, lane)
   redis.call('HDEL', DEFICIT, lane)
 end
 
--- A running item goes back to its lane (same score, so it keeps its place) or, without
--- attempts left or when the error is final, fails keeping `err` as its last error.
+-- A running item whose lease has been dropped goes back to its lane with the same score,
+-- so it keeps its place.
+local function requeue(item)
+  local f = redis.call('HMGET', item, 'lane', 'batch', 'tier', 'score')
+  local lane, batch, tier, score = f[1], f[2], f[3], f[4]
+  redis.call('HSET', item, 'state', 'Queued')
+  redis.call('ZADD', lane, score, item)
+  join(tier, lane)
+  move_count(batch, 'Running', 'Queued')
+  publish_item(item, 'Queued')
+end
+
+-- A running item goes back to its lane or, without attempts left or when the error is
+-- final, fails; either way keeping `err` as its last error.
 local function retry_or_fail(item, err, retryable, max_attempts)
-  local f = redis.call('HMGET', item, 'lane', 'batch', 'tier', 'score', 'attempts')
-  local lane, batch, tier, score, attempts = f[1], f[2], f[3], f[4], tonumber(f[5])
+  local f = redis.call('HMGET', item, 'batch', 'attempts')
+  local batch, attempts = f[1], tonumber(f[2])
   redis.call('ZREM', LEASES, item)
   redis.call('HDEL', item, 'token', 'worker', 'expires')
+  redis.call('HSET', item, 'error', err)
   if retryable and attempts < max_attempts then
-    redis.call('HSET', item, 'state', 'Queued', 'error', err)
-    redis.call('ZADD', lane, score, item)
-    join(tier, lane)
-    move_count(batch, 'Running', 'Queued')
-    publish_item(item, 'Queued')
+    requeue(item)
     return 'requeued'
   end
-  redis.call('HSET', item, 'state', 'Failed', 'error', err)
+  redis.call('HSET', item, 'state', 'Failed')
   move_count(batch, 'Running', 'Failed')
   publish_item(item, 'Failed')
   return 'failed'

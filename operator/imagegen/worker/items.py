@@ -1,0 +1,300 @@
+"""One leased item, start to finish.
+
+1. Decode the payload (`queue.payload.WorkItem`); a malformed one fails at once, since no
+   retry can fix it.
+2. If the item's image is already stored (an earlier delivery stored it, then lost its
+   lease or its worker before recording the result), complete with that file: the image
+   is never stored twice under another name.
+3. Otherwise generate it with the item's providers (the one it asks for first), while a
+   renewal task extends the lease every third of its length. A lost lease (taken back,
+   cancelled, forgotten) stops the work: another delivery owns the item now.
+4. Confirm the lease once more, store the image, record the result. The result is
+   `{uri, provider, contentType, width, height, bytes, fallbacks}`, where each fallback is
+   a provider that failed first: `{provider, error, retryable}`.
+
+A provider error fails the attempt; the queue requeues it while attempts remain and the
+error is retryable. A stopping worker sets `abandon`: work still generating is dropped and
+the item handed back without using an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Literal, Protocol, TypeVar
+
+from PIL import Image
+from redis.exceptions import RedisError
+
+from imagegen.api import imagebatch
+from imagegen.queue import core, model, payload
+from imagegen.worker import storage
+from imagegen.worker.providers import base, chain
+
+logger = logging.getLogger(__name__)
+
+Disposition = Literal["succeeded", "reused", "failed", "requeued", "lost", "released", "dropped"]
+"""What became of a delivery: stored and recorded; completed with the image already
+stored; failed for good; failed and queued again; lease lost, so left to its new owner;
+handed back by a stopping worker; finished, but the queue no longer wanted the result."""
+
+Interruption = Literal["lost", "abandoned"]
+_T = TypeVar("_T")
+
+PROMPT_LOG_CHARS = 80
+"""Prompts are tenants' data: logs show at most this much of one."""
+
+
+class LeaseKeeper(Protocol):
+    """What an item needs of its queue; `core.Queue` is one."""
+
+    lease_seconds: float
+
+    async def renew(self, *, lease: model.Lease) -> bool:
+        """Extend the lease; False when it is no longer held."""
+        ...
+
+    async def complete(self, *, lease: model.Lease, result: model.Json) -> bool:
+        """Record the result; False when the item was already finished or cancelled."""
+        ...
+
+    async def fail(self, *, lease: model.Lease, error: str, retryable: bool) -> core.FailOutcome:
+        """Report a failed attempt."""
+        ...
+
+    async def release(self, *, lease: model.Lease) -> bool:
+        """Hand the item back without using an attempt."""
+        ...
+
+
+class ItemRunner:
+    """Runs leased items through providers into storage; one instance serves every slot."""
+
+    def __init__(
+        self,
+        *,
+        queue: LeaseKeeper,
+        providers: Mapping[str, base.Provider],
+        store: storage.LocalStorage,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`providers`: what this worker runs, by name. `clock`: the queue's clock (wall
+        time), to tell when a lease that could not be renewed has run out."""
+        self.abandon = asyncio.Event()
+        """Set by a stopping worker: items still generating are handed back."""
+        self._queue = queue
+        self._providers = dict(providers)
+        self._store = store
+        self._clock = clock
+
+    async def run(self, *, lease: model.Lease) -> Disposition:
+        """Take one delivery to its end. Redis errors propagate (the lease then expires
+        and the item comes back); anything else is recorded as a retryable failure."""
+        try:
+            return await self._run(lease=lease)
+        except RedisError:
+            raise
+        except Exception as error:
+            # A bug or a broken disk, not the provider: record it on the item rather than
+            # let the lease run out silently, and let the queue's attempts bound it.
+            logger.exception("item %s: unexpected error", _name(lease))
+            return await self._fail(
+                lease=lease, error=f"worker error: {type(error).__name__}: {error}", retryable=True
+            )
+
+    async def _run(self, *, lease: model.Lease) -> Disposition:
+        try:
+            work = payload.WorkItem.from_json(lease.payload)
+            path = self._store.path_for(
+                batch_uid=lease.batch_uid, item_id=lease.item_id, format=work.format
+            )
+        except ValueError as error:
+            return await self._fail(lease=lease, error=str(error), retryable=False)
+        logger.debug(
+            "item %s: attempt %d, %dx%d %s, prompt %r",
+            _name(lease),
+            lease.attempt,
+            work.width,
+            work.height,
+            work.format,
+            clip(text=work.prompt),
+        )
+        existing = await asyncio.to_thread(stored_result, path=path, format=work.format)
+        if existing is not None:
+            recorded = await self._queue.complete(lease=lease, result=existing)
+            logger.debug("item %s: already stored, completed with the stored image", _name(lease))
+            return "reused" if recorded else "dropped"
+        try:
+            generated = await self._hold(lease=lease, work=self._generate(work=work))
+        except base.ProviderError as error:
+            return await self._fail(lease=lease, error=error.message, retryable=error.retryable)
+        if generated == "abandoned" and await self._queue.release(lease=lease):
+            logger.warning("item %s: handed back unfinished (stopping)", _name(lease))
+            return "released"
+        if not isinstance(generated, chain.Outcome) or not await self._queue.renew(lease=lease):
+            # Another delivery owns the item now; storing here could only race with it.
+            logger.warning("item %s: lease lost, result dropped", _name(lease))
+            return "lost"
+        uri = await self._store.save(
+            batch_uid=lease.batch_uid,
+            item_id=lease.item_id,
+            format=work.format,
+            data=generated.image.data,
+        )
+        recorded = await self._queue.complete(
+            lease=lease, result=result_of(outcome=generated, uri=uri)
+        )
+        logger.debug("item %s: stored by %s", _name(lease), generated.provider)
+        return "succeeded" if recorded else "dropped"
+
+    async def _generate(self, *, work: payload.WorkItem) -> chain.Outcome:
+        providers = chain_for(work=work, providers=self._providers)
+        return await providers.generate(request=request_of(work=work), preferred=work.provider)
+
+    async def _hold(
+        self, *, lease: model.Lease, work: Coroutine[Any, Any, _T]
+    ) -> _T | Interruption:
+        """Run `work` while the lease is renewed; stop it when the lease is lost or the
+        worker abandons its items. Exceptions of `work` propagate."""
+        task = asyncio.create_task(work)
+        renewer = asyncio.create_task(self._renew_until_lost(lease=lease))
+        abandoned = asyncio.create_task(self.abandon.wait())
+        try:
+            await asyncio.wait((task, renewer, abandoned), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, renewer, abandoned):
+                if not pending.done():
+                    pending.cancel()
+            # Cancelled work must finish unwinding before the item is released or left.
+            await asyncio.wait((task, renewer, abandoned))
+        if not task.cancelled():
+            return task.result()
+        if renewer.done() and not renewer.cancelled():
+            renewer.result()
+            return "lost"
+        return "abandoned"
+
+    async def _renew_until_lost(self, *, lease: model.Lease) -> None:
+        """Renew every third of the lease; return once it is lost. A Redis error is
+        retried at the next turn, until the lease has run out without a renewal."""
+        interval = self._queue.lease_seconds / 3
+        held_until = lease.expires_at
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self._queue.renew(lease=lease):
+                    return
+            except RedisError as error:
+                if self._clock() >= held_until:
+                    logger.warning("item %s: lease ran out unrenewed (%s)", _name(lease), error)
+                    return
+                logger.warning("item %s: renewing the lease failed (%s)", _name(lease), error)
+                continue
+            held_until = self._clock() + self._queue.lease_seconds
+
+    async def _fail(self, *, lease: model.Lease, error: str, retryable: bool) -> Disposition:
+        outcome = await self._queue.fail(lease=lease, error=error, retryable=retryable)
+        logger.warning(
+            "item %s: attempt %d failed (%s, %s): %s",
+            _name(lease),
+            lease.attempt,
+            "retryable" if retryable else "final",
+            outcome,
+            error,
+        )
+        if outcome == "dropped":
+            return "lost"
+        return "requeued" if outcome == "requeued" else "failed"
+
+
+def chain_for(
+    *, work: payload.WorkItem, providers: Mapping[str, base.Provider]
+) -> chain.ProviderChain:
+    """The item's providers that this worker runs, in the item's order.
+
+    A shared pool runs the providers its platform configured; a tenant's fallback it does
+    not run is skipped. The provider the item asks for must run here, and at least one
+    must: otherwise a non-retryable ProviderError (every worker of a pool runs the same).
+    """
+    runs = ", ".join(providers)
+    if work.provider is not None and work.provider not in providers:
+        raise base.ProviderError(
+            f"provider {work.provider!r} does not run on this worker (it runs: {runs})",
+            retryable=False,
+        )
+    usable = [providers[name] for name in work.providers if name in providers]
+    if not usable:
+        raise base.ProviderError(
+            f"none of the providers {', '.join(work.providers)} runs on this worker "
+            f"(it runs: {runs})",
+            retryable=False,
+        )
+    return chain.ProviderChain(providers=usable)
+
+
+def request_of(*, work: payload.WorkItem) -> base.GenerationRequest:
+    """What a provider is asked to make for the item."""
+    return base.GenerationRequest(
+        prompt=work.prompt,
+        negative_prompt=work.negative_prompt,
+        width=work.width,
+        height=work.height,
+        seed=work.seed,
+        format=work.format,
+    )
+
+
+def result_of(*, outcome: chain.Outcome, uri: str) -> model.Json:
+    """The result recorded for a generated and stored image."""
+    image = outcome.image
+    return {
+        "uri": uri,
+        "provider": outcome.provider,
+        "contentType": image.content_type,
+        "width": image.width,
+        "height": image.height,
+        "bytes": len(image.data),
+        "fallbacks": [
+            {"provider": failure.provider, "error": failure.message, "retryable": failure.retryable}
+            for failure in outcome.failures
+        ],
+    }
+
+
+def stored_result(*, path: pathlib.Path, format: imagebatch.Format) -> model.Json | None:
+    """The result for an image already stored at `path`, or None if there is no readable
+    one. Which provider made it is not kept with the file, so `provider` is null and
+    `reused` says why. Blocking: call it in a thread."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    except (OSError, SyntaxError, Image.DecompressionBombError):
+        # Writes are atomic, so this is a file someone else put there: make the image anew.
+        return None
+    return {
+        "uri": path.as_uri(),
+        "provider": None,
+        "contentType": base.CONTENT_TYPES[format],
+        "width": width,
+        "height": height,
+        "bytes": size,
+        "fallbacks": [],
+        "reused": True,
+    }
+
+
+def clip(*, text: str) -> str:
+    """`text` cut to PROMPT_LOG_CHARS, marked when cut."""
+    if len(text) <= PROMPT_LOG_CHARS:
+        return text
+    return text[: PROMPT_LOG_CHARS - 3] + "..."
+
+
+def _name(lease: model.Lease) -> str:
+    return f"{lease.batch_uid}/{lease.item_id}"

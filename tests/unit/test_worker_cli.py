@@ -1,0 +1,121 @@
+"""`imagegen worker`: flags, their IMAGEGEN_* defaults, and settings checked before start."""
+
+import asyncio
+import pathlib
+import re
+
+import pytest
+
+from imagegen import cli
+from imagegen.worker import loop
+
+ENV = (
+    "IMAGEGEN_REGION",
+    "IMAGEGEN_TENANT",
+    "IMAGEGEN_REDIS_URL",
+    "IMAGEGEN_REDIS_PASSWORD",
+    "IMAGEGEN_PROVIDERS",
+    "IMAGEGEN_CONCURRENCY",
+    "IMAGEGEN_PORT",
+)
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[loop.WorkerSettings]:
+    """The settings each `imagegen worker` would run with; nothing is started."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    runs: list[loop.WorkerSettings] = []
+
+    async def record(*, settings: loop.WorkerSettings, stop: asyncio.Event) -> None:
+        runs.append(settings)
+
+    monkeypatch.setattr(loop, "run", record)
+    return runs
+
+
+def test_flags_become_the_workers_settings(started: list[loop.WorkerSettings]) -> None:
+    code = cli.main(
+        [
+            "worker", "--region", "us-east", "--tenant", "acme",
+            "--redis-url", "redis://redis:6379/1", "--concurrency", "8",
+            "--storage-dir", "/data", "--providers", "openai, local",
+            "--simulated-cost-seconds", "0.3", "--lease-seconds", "2", "--max-attempts", "5",
+            "--grace-seconds", "0", "--port", "0", "--openai-base-url", "http://fake/v1",
+        ]
+    )  # fmt: skip
+
+    assert code == 0
+    [settings] = started
+    assert (settings.region, settings.pool, settings.redis_url) == (
+        "us-east",
+        "dedicated-acme",
+        "redis://redis:6379/1",
+    )
+    assert (settings.concurrency, settings.lease_seconds, settings.max_attempts) == (8, 2.0, 5)
+    assert (settings.grace_seconds, settings.port) == (0.0, 0)
+    assert settings.storage_root == pathlib.Path("/data")
+    assert settings.providers == ("openai", "local")
+    assert settings.provider_settings.local.simulated_cost_seconds == 0.3
+    assert settings.provider_settings.openai.base_url == "http://fake/v1"
+
+
+def test_the_deployments_variables_are_the_defaults(
+    started: list[loop.WorkerSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMAGEGEN_REGION", "eu-west")
+    monkeypatch.setenv("IMAGEGEN_REDIS_URL", "redis://redis.eu-west:6379/0")
+    monkeypatch.setenv("IMAGEGEN_REDIS_PASSWORD", "s3cret")
+    monkeypatch.setenv("IMAGEGEN_PROVIDERS", "local")
+    monkeypatch.setenv("IMAGEGEN_CONCURRENCY", "6")
+
+    assert cli.main(["worker", "--pool", "shared"]) == 0
+
+    [settings] = started
+    assert (settings.region, settings.pool, settings.concurrency) == ("eu-west", "shared", 6)
+    assert settings.redis_url == "redis://redis.eu-west:6379/0"
+    assert settings.redis_password == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--region", "r"],
+        ["--region", "r", "--tenant", "acme", "--pool", "shared"],
+        ["--region", "r", "--pool", "private"],
+        ["--tenant", "acme"],
+        ["--region", "r", "--tenant", "acme", "--concurrency", "0"],
+        ["--region", "r", "--tenant", "acme", "--lease-seconds", "-1"],
+    ],
+    ids=["no-pool", "both", "unknown-pool", "no-region", "zero-slots", "negative-lease"],
+)
+def test_bad_flags_are_refused_by_the_parser(
+    started: list[loop.WorkerSettings], args: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["worker", *args])
+    assert exit_.value.code == 2
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tenant", "Acme!"], r"--tenant 'Acme!': not a Tenant name"),
+        (["--tenant", "Acme"], r"--tenant 'Acme': not a Tenant name"),
+        (["--tenant", "acme", "--providers", "local,dalle"], r"providers: .*dalle"),
+        (["--tenant", "acme", "--providers", "local,local"], r"providers: must be distinct"),
+    ],
+)
+def test_bad_settings_exit_2_with_a_message_naming_them(
+    started: list[loop.WorkerSettings],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    assert cli.main(["worker", "--region", "r", *args]) == 2
+    assert started == []
+    err = capsys.readouterr().err
+    assert err.startswith("imagegen worker: ")
+    assert re.search(message, err)
