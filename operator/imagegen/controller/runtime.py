@@ -14,13 +14,16 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import meta, operatorconfig
-from imagegen.controller import livecache, login, settings, sweep, tenants
+from imagegen.controller import batches, livecache, login, settings, sweep, tenants
 
 logger = logging.getLogger(__name__)
 
 
 def build_registry(
-    *, options: settings.OperatorOptions, context: tenants.Context
+    *,
+    options: settings.OperatorOptions,
+    tenant_context: tenants.Context,
+    batch_context: batches.Context,
 ) -> kopf.OperatorRegistry:
     """A registry holding the operator's handlers, independent of Kopf's global one."""
     registry = kopf.OperatorRegistry()
@@ -31,7 +34,8 @@ def build_registry(
             return login.connection_from_kubeconfig(path=options.kubeconfig)
         return kopf.login_with_service_account(**kwargs)
 
-    tenants.register(registry=registry, context=context)
+    tenants.register(registry=registry, context=tenant_context)
+    batches.register(registry=registry, context=batch_context)
     return registry
 
 
@@ -74,9 +78,10 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             name: livecache.LiveCache(region=client, max_age=config.drift_check_seconds / 2)
             for name, client in registry.clients.items()
         }
-        context = tenants.Context(
+        tenant_context = tenants.Context(
             config=config, registry=registry, caches=caches, management=management
         )
+        batch_context = batches.Context(registry=registry, management=management)
         sweeper = asyncio.create_task(
             sweep.run_forever(
                 config=config, registry=registry, caches=caches, management=management
@@ -84,7 +89,9 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
         )
         try:
             await kopf.operator(
-                registry=build_registry(options=options, context=context),
+                registry=build_registry(
+                    options=options, tenant_context=tenant_context, batch_context=batch_context
+                ),
                 settings=settings.kopf_settings(options=options),
                 clusterwide=True,
                 standalone=True,

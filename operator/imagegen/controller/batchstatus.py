@@ -1,0 +1,173 @@
+"""An ImageBatch's status from its queue progress, and when to write it. Pure: no I/O.
+
+Writes are rationed so a 100-item batch costs a handful of status writes, not a hundred:
+a phase change is always written; progress only when a tenth of the items more have
+finished, and never twice within a second.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Sequence
+
+from imagegen.api import imagebatch, meta
+from imagegen.controller import conditions
+from imagegen.queue import model
+
+TERMINAL: frozenset[str] = frozenset(
+    {"Succeeded", "PartiallySucceeded", "Failed", "Cancelled", "Rejected"}
+)
+ACTIVE: frozenset[str] = frozenset({"Pending", "Queued", "Running"})
+MIN_SECONDS_BETWEEN_WRITES = 1.0
+PROGRESS_STEPS = 10
+"""Progress is written when another 1/PROGRESS_STEPS of the items has finished."""
+
+
+def phase_of(progress: model.BatchProgress) -> imagebatch.Phase:
+    """The batch's phase as its items stand."""
+    if progress.cancel_requested:
+        return "Cancelled"
+    if not progress.finished:
+        started = progress.running or progress.succeeded or progress.failed
+        return "Running" if started else "Queued"
+    if progress.failed == 0:
+        return "Succeeded"
+    return "PartiallySucceeded" if progress.succeeded else "Failed"
+
+
+def from_progress(
+    *,
+    previous: imagebatch.ImageBatchStatus,
+    progress: model.BatchProgress,
+    generation: int | None,
+    now: datetime.datetime,
+) -> imagebatch.ImageBatchStatus:
+    """The status the batch should have, given what its items are doing."""
+    phase = phase_of(progress)
+    finished = progress.succeeded + progress.failed + progress.cancelled
+    started_at = previous.started_at or (now if phase != "Queued" else None)
+    completed_at = previous.completed_at or (now if phase in TERMINAL else None)
+    current = _sla_conditions(
+        previous=previous, phase=phase, generation=generation, now=now, completed_at=completed_at
+    )
+    return replace(
+        previous,
+        phase=phase,
+        message=_message(phase=phase, progress=progress),
+        counts=imagebatch.Counts(
+            total=progress.total,
+            queued=progress.queued,
+            running=progress.running,
+            succeeded=progress.succeeded,
+            failed=progress.failed,
+        ),
+        progress=f"{finished}/{progress.total}",
+        items=[_item(item, now=now, previous=previous) for item in progress.items],
+        started_at=started_at,
+        completed_at=completed_at,
+        sla_met=(
+            None
+            if completed_at is None or previous.deadline is None
+            else completed_at <= previous.deadline
+        ),
+        conditions=current,
+        observed_generation=generation,
+    )
+
+
+def should_write(
+    *,
+    written: imagebatch.ImageBatchStatus,
+    wanted: imagebatch.ImageBatchStatus,
+    seconds_since_write: float,
+) -> bool:
+    """Whether the wanted status is worth a write now, given what was last written."""
+    if wanted.phase != written.phase:
+        return True
+    if wanted == written or seconds_since_write < MIN_SECONDS_BETWEEN_WRITES:
+        return False
+    total = wanted.counts.total if wanted.counts else 0
+    step = max(1, math.ceil(total / PROGRESS_STEPS))
+    return _finished(wanted) - _finished(written) >= step or _conditions_changed(written, wanted)
+
+
+def replace(status: imagebatch.ImageBatchStatus, **changes: object) -> imagebatch.ImageBatchStatus:
+    """A copy of the status with some fields replaced (pydantic's model_copy, typed)."""
+    return status.model_copy(update=changes)
+
+
+def _finished(status: imagebatch.ImageBatchStatus) -> int:
+    counts = status.counts or imagebatch.Counts()
+    return counts.succeeded + counts.failed
+
+
+def _conditions_changed(
+    written: imagebatch.ImageBatchStatus, wanted: imagebatch.ImageBatchStatus
+) -> bool:
+    def statuses(s: imagebatch.ImageBatchStatus) -> dict[str, str]:
+        return {c.type: c.status for c in s.conditions or ()}
+
+    return statuses(written) != statuses(wanted)
+
+
+def _message(*, phase: imagebatch.Phase, progress: model.BatchProgress) -> str:
+    if phase == "Cancelled":
+        return f"cancelled; {progress.succeeded} item(s) had finished and are kept"
+    if phase == "PartiallySucceeded":
+        return f"{progress.failed} of {progress.total} item(s) failed; see status.items"
+    if phase == "Failed":
+        return "every item failed; see status.items"
+    return ""
+
+
+def _item(
+    item: model.ItemProgress, *, now: datetime.datetime, previous: imagebatch.ImageBatchStatus
+) -> imagebatch.ItemStatus:
+    result = item.result or {}
+    before = next((i for i in previous.items or () if i.id == item.id), None)
+    finished_at = None
+    if item.state in ("Succeeded", "Failed"):
+        finished_at = before.finished_at if before and before.finished_at else now
+    return imagebatch.ItemStatus(
+        id=item.id,
+        state=item.state,
+        provider=result.get("provider"),
+        uri=result.get("uri"),
+        error=item.error if item.state == "Failed" else None,
+        attempts=item.attempts,
+        finished_at=finished_at,
+    )
+
+
+def _sla_conditions(
+    *,
+    previous: imagebatch.ImageBatchStatus,
+    phase: imagebatch.Phase,
+    generation: int | None,
+    now: datetime.datetime,
+    completed_at: datetime.datetime | None,
+) -> list[meta.Condition]:
+    """SLAMet while on time, False with SLAExceeded once the deadline passes unfinished
+    (work carries on: nothing is dropped at the deadline, the breach is only recorded)."""
+    current: Sequence[meta.Condition] = previous.conditions or []
+    deadline = previous.deadline
+    if deadline is None or phase == "Cancelled":
+        return list(current)
+    moment = completed_at or now
+    if moment > deadline:
+        return conditions.set_condition(
+            current, type="SLAMet", status="False", reason="SLAExceeded",
+            message=f"deadline {deadline.isoformat()} passed before the batch completed",
+            generation=generation, now=now,
+        )  # fmt: skip
+    if completed_at is not None:
+        return conditions.set_condition(
+            current, type="SLAMet", status="True", reason="CompletedInTime",
+            message=f"completed before the deadline {deadline.isoformat()}",
+            generation=generation, now=now,
+        )  # fmt: skip
+    return conditions.set_condition(
+        current, type="SLAMet", status="Unknown", reason="InProgress",
+        message=f"deadline {deadline.isoformat()}", generation=generation, now=now,
+    )  # fmt: skip

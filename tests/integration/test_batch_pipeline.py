@@ -1,0 +1,218 @@
+"""ImageBatches end to end: the real operator admits and dispatches, real worker
+processes generate PNGs from a real Redis, and the status follows."""
+
+from __future__ import annotations
+
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import lightkube
+import pytest
+from lightkube.types import PatchType
+from PIL import Image
+
+from imagegen import resources
+from imagegen.localcluster import cluster, redis
+from tests import builders
+from tests.integration import operatorproc, tenantworld, waiting
+from tests.integration.tenantworld import World, unique_name
+
+REGION = "us-east"
+
+
+@pytest.fixture
+def world(
+    kube: lightkube.Client,
+    regions: dict[str, cluster.LocalCluster],
+    running_operator: operatorproc.OperatorProcess,
+) -> Iterator[World]:
+    yield World(kube=kube, regions=regions)
+    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
+
+
+class Workers:
+    """Worker processes for one tenant's dedicated pool, as the Deployment would run them."""
+
+    def __init__(self, *, redis_url: str, tenant: str, storage: pathlib.Path) -> None:
+        self.redis_url, self.tenant, self.storage = redis_url, tenant, storage
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def start(self, count: int = 2, *extra: str) -> None:
+        argv = [
+            sys.executable, "-m", "imagegen", "worker", "--region", REGION,
+            "--tenant", self.tenant, "--redis-url", self.redis_url,
+            "--storage-dir", str(self.storage), "--concurrency", "4",
+            "--port", "0", "--lease-seconds", "5", *extra,
+        ]  # fmt: skip
+        for _ in range(count):
+            self.children.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def tenant_in_one_region(world: World, **quota: int) -> str:
+    name = unique_name("batches")
+    tenant = builders.make_tenant(name).tier("priority").namespace(f"tenant-{name}")
+    world.create(
+        tenant.regions(REGION).quota(**quota).obj() if quota else tenant.regions(REGION).obj()
+    )
+    world.wait_reconciled(name)
+    return name
+
+
+def submit(world: World, owner: str, items: int, **spec: Any) -> str:
+    """Create a batch of `items` small images in the owner's namespace; spec overrides."""
+    name = unique_name("batch")
+    batch = (
+        builders.make_batch(name, tenant=owner)
+        .namespace(f"tenant-{owner}")
+        .items(items, size="64x64")
+    )
+    obj = batch.obj()
+    obj["spec"].update(spec)
+    world.create(obj)
+    return name
+
+
+def batch_status(world: World, tenant: str, name: str) -> dict[str, Any]:
+    found = world.kube.get(resources.ImageBatch, name, namespace=f"tenant-{tenant}").to_dict()
+    status: dict[str, Any] = found.get("status") or {}
+    return status
+
+
+def wait_phase(
+    world: World, tenant: str, name: str, phase: str, timeout: float = 90
+) -> dict[str, Any]:
+    return waiting.until(
+        lambda: (s := batch_status(world, tenant, name)).get("phase") == phase and s,
+        timeout=timeout,
+        what=f"{name} {phase}",
+    )
+
+
+@pytest.fixture
+def storage(tmp_path: pathlib.Path) -> pathlib.Path:
+    return tmp_path / "out"
+
+
+def test_a_100_image_batch_succeeds_with_100_pngs_and_few_status_writes(
+    world: World,
+    region_redis: dict[str, redis.LocalRedis],
+    management: cluster.LocalCluster,
+    storage: pathlib.Path,
+) -> None:
+    tenant = tenant_in_one_region(world)
+    workers = Workers(redis_url=region_redis[REGION].url, tenant=tenant, storage=storage)
+    workers.start(2)
+    try:
+        name = submit(world, tenant, 100)
+        done = wait_phase(world, tenant, name, "Succeeded")
+    finally:
+        workers.stop()
+    assert done["counts"] == {
+        "total": 100,
+        "queued": 0,
+        "running": 0,
+        "succeeded": 100,
+        "failed": 0,
+    }
+    assert done["progress"] == "100/100"
+    assert done["region"] == REGION
+    assert done["slaMet"] is True
+    files = sorted(storage.rglob("*.png"))
+    assert len(files) == 100
+    with Image.open(files[0]) as image:
+        assert image.size == (64, 64)
+    assert all(item["uri"].startswith("file://") for item in done["items"])
+    writes = [
+        e
+        for e in tenantworld.operator_requests(management)
+        if e["verb"] == "patch"
+        and e["objectRef"].get("resource") == "imagebatches"
+        and e["objectRef"].get("name") == name
+    ]
+    assert 0 < len(writes) <= 20
+
+
+def test_an_unknown_tenant_is_rejected_naming_spec_tenant(world: World) -> None:
+    owner = tenant_in_one_region(world)
+    name = submit(world, owner, 1, tenant="nobody-" + owner[:20])
+    rejected = wait_phase(world, owner, name, "Rejected")
+    assert rejected["message"].startswith("spec.tenant:")
+    assert rejected["conditions"][0]["reason"] == "TenantNotFound"
+
+
+def test_a_batch_over_quota_is_rejected_and_stays_visible(world: World) -> None:
+    owner = tenant_in_one_region(world, max_batch_size=5)
+    name = submit(world, owner, 6)
+    rejected = wait_phase(world, owner, name, "Rejected")
+    assert "maxBatchSize" in rejected["message"]
+    time.sleep(2)
+    assert batch_status(world, owner, name)["phase"] == "Rejected"
+
+
+def test_spec_cancel_stops_a_queued_batch_and_keeps_it(world: World) -> None:
+    owner = tenant_in_one_region(world)
+    name = submit(world, owner, 10)
+    wait_phase(world, owner, name, "Queued")
+    world.kube.patch(
+        resources.ImageBatch, name, {"spec": {"cancel": True}},
+        namespace=f"tenant-{owner}", patch_type=PatchType.MERGE,
+    )  # fmt: skip
+    cancelled = wait_phase(world, owner, name, "Cancelled")
+    assert cancelled["counts"]["succeeded"] == 0
+
+
+def test_a_deadline_passed_is_recorded_while_work_goes_on(world: World) -> None:
+    owner = unique_name("late")
+    world.create(
+        builders.make_tenant(owner).namespace(f"tenant-{owner}").regions(REGION)
+        .sla(batch_deadline_seconds=10).obj()
+    )  # fmt: skip
+    world.wait_reconciled(owner)
+    name = submit(world, owner, 2)
+
+    def breached() -> dict[str, Any] | None:
+        status = batch_status(world, owner, name)
+        sla = [c for c in status.get("conditions", []) if c["type"] == "SLAMet"]
+        return status if sla and sla[0]["reason"] == "SLAExceeded" else None
+
+    status = waiting.until(breached, timeout=30, what="SLA exceeded")
+    assert status["phase"] == "Queued"
+
+
+def test_an_operator_restarted_mid_batch_carries_on_without_enqueueing_twice(
+    world: World,
+    region_redis: dict[str, redis.LocalRedis],
+    running_operator: operatorproc.OperatorProcess,
+    storage: pathlib.Path,
+) -> None:
+    tenant = tenant_in_one_region(world)
+    workers = Workers(redis_url=region_redis[REGION].url, tenant=tenant, storage=storage)
+    name = submit(world, tenant, 30)
+    wait_phase(world, tenant, name, "Queued")
+    running_operator.stop(sig=signal.SIGKILL)
+    running_operator.start()
+    workers.start(1, "--simulated-cost-seconds", "0.05")
+    try:
+        done = wait_phase(world, tenant, name, "Succeeded")
+    finally:
+        workers.stop()
+    assert done["counts"]["total"] == 30
+    assert len(list(storage.rglob("*.png"))) == 30
