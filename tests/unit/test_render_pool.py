@@ -142,6 +142,12 @@ def test_deployment_of_a_priority_tenant_in_us_east() -> None:
                                 {"name": "IMAGEGEN_REDIS_URL", "value": "redis://127.0.0.1:6379/0"},
                                 {"name": "IMAGEGEN_PROVIDERS", "value": "local"},
                                 {"name": "IMAGEGEN_CONCURRENCY", "value": "4"},
+                                {
+                                    "name": "IMAGEGEN_STORAGE_DIR",
+                                    "value": "/var/lib/imagegen/images",
+                                },
+                                {"name": "IMAGEGEN_PORT", "value": "8080"},
+                                {"name": "IMAGEGEN_GRACE_SECONDS", "value": "45"},
                             ],
                             "ports": [{"name": "http", "containerPort": 8080}],
                             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
@@ -155,10 +161,16 @@ def test_deployment_of_a_priority_tenant_in_us_east() -> None:
                                 "readOnlyRootFilesystem": True,
                                 "capabilities": {"drop": ["ALL"]},
                             },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            "volumeMounts": [
+                                {"name": "tmp", "mountPath": "/tmp"},
+                                {"name": "images", "mountPath": "/var/lib/imagegen/images"},
+                            ],
                         }
                     ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "images", "emptyDir": {}},
+                    ],
                 },
             },
         },
@@ -420,6 +432,9 @@ def test_shared_pool_is_sized_by_the_config_and_belongs_to_no_tenant() -> None:
         "IMAGEGEN_REDIS_URL",
         "IMAGEGEN_PROVIDERS",
         "IMAGEGEN_CONCURRENCY",
+        "IMAGEGEN_STORAGE_DIR",
+        "IMAGEGEN_PORT",
+        "IMAGEGEN_GRACE_SECONDS",
     ]
     assert {"name": "IMAGEGEN_PROVIDERS", "value": "local,sdxl"} in container["env"]
 

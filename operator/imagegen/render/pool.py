@@ -29,6 +29,11 @@ DEDICATED_PREFIX: Final = "worker-"
 _RUN_AS: Final = 10001
 _PORT: Final = "http"
 _TMP: Final = "tmp"
+_IMAGES: Final = "images"
+IMAGES_PATH: Final = "/var/lib/imagegen/images"
+"""Where a worker stores images: a volume, since the root filesystem is read-only."""
+_GRACE_MARGIN_SECONDS: Final = 15
+"""A stopping worker hands items back this long before the kubelet's SIGKILL."""
 
 
 class UnknownRegionError(ValueError):
@@ -179,7 +184,10 @@ def _deployment(
                     },
                     "containers": [_container(pool=pool, region=region, config=config)],
                     # The root filesystem is read-only; the worker still needs a scratch /tmp.
-                    "volumes": [{"name": _TMP, "emptyDir": {}}],
+                    "volumes": [
+                        {"name": _TMP, "emptyDir": {}},
+                        {"name": _IMAGES, "emptyDir": {}},
+                    ],
                 },
             },
         },
@@ -214,7 +222,10 @@ def _container(
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": _TMP, "mountPath": "/tmp"}],  # noqa: S108 (a mount in the pod)
+        "volumeMounts": [
+            {"name": _TMP, "mountPath": "/tmp"},  # noqa: S108 (a mount in the pod)
+            {"name": _IMAGES, "mountPath": IMAGES_PATH},
+        ],
     }
 
 
@@ -236,6 +247,10 @@ def _container_env(
     providers = ",".join(provider.name for provider in pool.workers.providers)
     env.append(_env("IMAGEGEN_PROVIDERS", providers))
     env.append(_env("IMAGEGEN_CONCURRENCY", str(config.workers.concurrency)))
+    env.append(_env("IMAGEGEN_STORAGE_DIR", IMAGES_PATH))
+    env.append(_env("IMAGEGEN_PORT", str(config.workers.port)))
+    grace = max(1, config.workers.termination_grace_seconds - _GRACE_MARGIN_SECONDS)
+    env.append(_env("IMAGEGEN_GRACE_SECONDS", str(grace)))
     return env
 
 
