@@ -9,12 +9,15 @@ export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo lint unit integration crds manifests-check controlplane redis-server clean
+.PHONY: test demo dev lint unit integration crds manifests-check controlplane redis-server clean
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
 
 demo: $(BIN)/.installed controlplane redis-server
+	$(BIN)/imagegen demo
+
+dev: $(BIN)/.installed controlplane redis-server
 	$(BIN)/imagegen dev
 
 lint: $(BIN)/.installed
