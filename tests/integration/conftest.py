@@ -96,11 +96,15 @@ def operator_setup(
         rbac_dir=REPO / "manifests" / "rbac",
         redis_urls={name: server.url for name, server in region_redis.items()},
         workdir=tmp_path_factory.mktemp("operator"),
-        config_overrides={"driftCheckSeconds": DRIFT_CHECK_SECONDS},
+        config_overrides={
+            "driftCheckSeconds": DRIFT_CHECK_SECONDS,
+            "failoverAfterSeconds": FAILOVER_AFTER_SECONDS,
+        },
     )
 
 
 DRIFT_CHECK_SECONDS = 3
+FAILOVER_AFTER_SECONDS = 5
 
 
 @pytest.fixture(scope="session")

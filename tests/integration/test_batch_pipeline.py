@@ -3,6 +3,7 @@ processes generate PNGs from a real Redis, and the status follows."""
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import signal
 import subprocess
@@ -13,11 +14,13 @@ from typing import Any
 
 import lightkube
 import pytest
+import redis.asyncio as aioredis
 from lightkube.types import PatchType
 from PIL import Image
 
 from imagegen import resources
 from imagegen.localcluster import cluster, redis
+from imagegen.queue import core, keys
 from tests import builders
 from tests.integration import operatorproc, tenantworld, waiting
 from tests.integration.tenantworld import World, unique_name
@@ -216,3 +219,78 @@ def test_an_operator_restarted_mid_batch_carries_on_without_enqueueing_twice(
         workers.stop()
     assert done["counts"]["total"] == 30
     assert len(list(storage.rglob("*.png"))) == 30
+
+
+def test_a_batch_fails_over_when_its_region_and_redis_go_away(
+    world: World,
+    regions: dict[str, cluster.LocalCluster],
+    region_redis: dict[str, redis.LocalRedis],
+    storage: pathlib.Path,
+) -> None:
+    owner = unique_name("failover")
+    world.create(
+        builders.make_tenant(owner).tier("priority").namespace(f"tenant-{owner}")
+        .regions(REGION, "eu-west").obj()
+    )  # fmt: skip
+    world.wait_reconciled(owner)
+    standby = Workers(redis_url=region_redis["eu-west"].url, tenant=owner, storage=storage)
+    name = submit(world, owner, 10)
+    assert wait_phase(world, owner, name, "Queued")["region"] == REGION  # no workers there
+    region_redis[REGION].stop()
+    regions[REGION].stop_apiserver()
+    standby.start(1)
+    try:
+        done = wait_phase(world, owner, name, "Succeeded", timeout=120)
+    finally:
+        standby.stop()
+        region_redis[REGION].restart()
+        regions[REGION].start_apiserver()
+    assert done["region"] == "eu-west"
+    failed_over = [c for c in done["conditions"] if c["type"] == "FailedOver"]
+    assert failed_over[0]["status"] == "True"
+    assert "10 unfinished item(s) moved to eu-west" in failed_over[0]["message"]
+    assert len(list(storage.rglob("*.png"))) == 10
+
+
+def test_items_failing_at_the_provider_leave_a_partial_success_with_their_errors(
+    world: World, region_redis: dict[str, redis.LocalRedis], storage: pathlib.Path
+) -> None:
+    owner = tenant_in_one_region(world)
+    name = unique_name("partial")
+    obj = builders.make_batch(name, tenant=owner).namespace(f"tenant-{owner}").items(
+        3, size="64x64"
+    ).item("huge", size="9000x9000").obj()  # fmt: skip
+    world.create(obj)
+    workers = Workers(redis_url=region_redis[REGION].url, tenant=owner, storage=storage)
+    workers.start(1)
+    try:
+        done = wait_phase(world, owner, name, "PartiallySucceeded")
+    finally:
+        workers.stop()
+    assert done["counts"]["succeeded"] == 3
+    assert done["counts"]["failed"] == 1
+    (huge,) = [item for item in done["items"] if item["id"] == "huge"]
+    assert huge["state"] == "Failed"
+    assert huge["error"]
+    assert "1 of 4 item(s) failed" in done["message"]
+
+
+def test_deleting_a_batch_removes_its_queued_items(
+    world: World, region_redis: dict[str, redis.LocalRedis]
+) -> None:
+    owner = tenant_in_one_region(world)
+    name = submit(world, owner, 5)
+    uid = world.kube.get(resources.ImageBatch, name, namespace=f"tenant-{owner}").metadata.uid
+    wait_phase(world, owner, name, "Queued")
+    world.kube.delete(resources.ImageBatch, name, namespace=f"tenant-{owner}")
+
+    async def cancelled() -> bool:
+        client = aioredis.Redis.from_url(region_redis[REGION].url)
+        try:
+            queue = core.Queue(redis=client, pool=keys.dedicated(tenant=owner))
+            progress = await queue.progress(batch_uid=str(uid))
+        finally:
+            await client.aclose()
+        return progress.cancel_requested and progress.queued == 0
+
+    waiting.until(lambda: asyncio.run(cancelled()), timeout=30, what="queued items removed")

@@ -120,6 +120,8 @@ class OperatorConfig(meta.Model):
     """Namespace of the operator in the management cluster (kubeconfig Secrets, key index)."""
     drift_check_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
     """How often each Tenant's objects are compared with what they should be."""
+    failover_after_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
+    """A batch's region unreachable this long: its unfinished items go to another region."""
     api_key_grace_seconds: Annotated[int, pydantic.Field(ge=0)] = 86_400
     """How long a rotated API key stays valid next to its successor."""
     region_request_timeout_seconds: Annotated[float, pydantic.Field(gt=0, le=120)] = 10.0

@@ -39,6 +39,8 @@ class Context:
 
     registry: regions.Registry
     management: lightkube.AsyncClient
+    failover_after_seconds: float = 60.0
+    """A batch's region unreachable this long: its unfinished items move to another."""
     clock: Callable[[], datetime.datetime] = bodies.utc_now
     admission_locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
@@ -84,7 +86,9 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
     region = context.registry.get(status.region)
     if region is None:
         raise kopf.TemporaryError(f"region {status.region} is not in the registry", delay=30)
-    added = await dispatch.enqueue(region=region, batch=batch, owner=owner)
+    added = await dispatch.enqueue(
+        region=region, batch=batch, owner=owner, items=_unfinished(batch=batch, status=status)
+    )
     if status.phase == "Pending":
         dispatched = conditions.set_condition(
             status.conditions or [], type="Dispatched", status="True", reason="Enqueued",
@@ -104,6 +108,7 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
     written: imagebatch.ImageBatchStatus | None = None
     written_at = 0.0
     cancel_sent = False
+    unreachable_since: float | None = None
     while not stopped:
         batch = imagebatch.ImageBatch.model_validate(bodies.plain(body))
         status = batch.status or imagebatch.ImageBatchStatus()
@@ -128,8 +133,19 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
             logger.warning(
                 "batch %s: region %s unreachable: %s", batch.metadata.name, region.name, error
             )
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since >= context.failover_after_seconds:
+                moved = await _fail_over(
+                    context=context, body=body, batch=batch, owner=owner,
+                    status=written or status, away_from=region.name,
+                )  # fmt: skip
+                if moved is not None:
+                    written, written_at, unreachable_since = moved, time.monotonic(), None
             await stopped.wait(FOLLOW_INTERVAL_SECONDS * 4)
             continue
+        unreachable_since = None
+        if conditions.find((written or status).conditions, "FailedOver"):
+            progress = batchstatus.with_carried_over(progress=progress, previous=written or status)
         wanted = batchstatus.from_progress(
             previous=written or status, progress=progress,
             generation=batch.metadata.generation, now=context.clock(),
@@ -150,6 +166,61 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
         if wanted.phase in batchstatus.TERMINAL:
             return
         await stopped.wait(FOLLOW_INTERVAL_SECONDS)
+
+
+async def _fail_over(
+    *,
+    context: Context,
+    body: kopf.Body,
+    batch: imagebatch.ImageBatch,
+    owner: tenant.Tenant,
+    status: imagebatch.ImageBatchStatus,
+    away_from: str,
+) -> imagebatch.ImageBatchStatus | None:
+    """Move the unfinished items to another allowed region; None when none answers.
+
+    As at dispatch, the new region is recorded before enqueueing. Items that finished in
+    the old region keep their results; items it was still working on are generated again
+    in the new one (their result ids are the same, so nothing appears twice in status).
+    """
+    candidates = [name for name in owner.spec.regions if name != away_from]
+    loads = await dispatch.measure(
+        registry=context.registry, names=candidates, pool=dispatch.pool_of(owner)
+    )
+    chosen = dispatch.choose(preference=candidates, loads=loads)
+    target = context.registry.get(chosen) if chosen else None
+    if chosen is None or target is None:
+        return None
+    unfinished = _unfinished(batch=batch, status=status)
+    message = (
+        f"region {away_from} unreachable; {len(unfinished)} unfinished item(s) moved to {chosen}"
+    )
+    moved = status.model_copy(
+        update={
+            "region": chosen,
+            "conditions": conditions.set_condition(
+                status.conditions or [],
+                type="FailedOver",
+                status="True",
+                reason="RegionUnreachable",
+                message=message,
+                generation=batch.metadata.generation,
+                now=context.clock(),
+            ),
+        }
+    )
+    await _write(context, batch, moved)
+    await dispatch.enqueue(region=target, batch=batch, owner=owner, items=unfinished)
+    kopf.warn(body, reason="FailedOver", message=message)
+    return moved
+
+
+def _unfinished(
+    *, batch: imagebatch.ImageBatch, status: imagebatch.ImageBatchStatus
+) -> list[imagebatch.Item]:
+    """The batch's items that have not succeeded or failed according to the status."""
+    finished = {i.id for i in status.items or () if i.state in ("Succeeded", "Failed")}
+    return [item for item in batch.spec.items if item.id not in finished]
 
 
 async def cancel_in_queue(*, context: Context, body: Mapping[str, Any]) -> None:

@@ -76,6 +76,36 @@ def from_progress(
     )
 
 
+def with_carried_over(
+    *, progress: model.BatchProgress, previous: imagebatch.ImageBatchStatus
+) -> model.BatchProgress:
+    """The progress of a batch that failed over: the new region's items, plus the items
+    that had finished in the old region before it went away (their results stand)."""
+    moved = {item.id for item in progress.items}
+    carried = tuple(
+        model.ItemProgress(
+            id=item.id,
+            state=item.state,
+            attempts=item.attempts or 0,
+            result={"uri": item.uri, "provider": item.provider} if item.uri else None,
+            error=item.error,
+        )
+        for item in previous.items or ()
+        if item.id not in moved and item.state in ("Succeeded", "Failed")
+    )
+    return model.BatchProgress(
+        uid=progress.uid,
+        total=progress.total + len(carried),
+        queued=progress.queued,
+        running=progress.running,
+        succeeded=progress.succeeded + sum(i.state == "Succeeded" for i in carried),
+        failed=progress.failed + sum(i.state == "Failed" for i in carried),
+        cancelled=progress.cancelled,
+        cancel_requested=progress.cancel_requested,
+        items=carried + progress.items,
+    )
+
+
 def should_write(
     *,
     written: imagebatch.ImageBatchStatus,

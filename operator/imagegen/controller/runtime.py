@@ -81,7 +81,11 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
         tenant_context = tenants.Context(
             config=config, registry=registry, caches=caches, management=management
         )
-        batch_context = batches.Context(registry=registry, management=management)
+        batch_context = batches.Context(
+            registry=registry,
+            management=management,
+            failover_after_seconds=config.failover_after_seconds,
+        )
         sweeper = asyncio.create_task(
             sweep.run_forever(
                 config=config, registry=registry, caches=caches, management=management

@@ -36,6 +36,13 @@ class LocalRedis:
         """Stop and reap the server."""
         self.child.stop()
 
+    def restart(self, *, timeout_seconds: float = 20.0) -> None:
+        """Start the stopped server again on the same port (its data is gone: no disk)."""
+        self.child = process.spawn(
+            name=self.child.name, argv=self.child.argv, log_path=self.child.log_path
+        )
+        _wait_for_ping(self, timeout_seconds=timeout_seconds)
+
 
 def start(*, workdir: pathlib.Path, timeout_seconds: float = 20.0) -> LocalRedis:
     """Start redis-server in workdir and wait until it answers PING."""
@@ -66,10 +73,14 @@ def start(*, workdir: pathlib.Path, timeout_seconds: float = 20.0) -> LocalRedis
         port=port,
         child=process.spawn(name="redis-server", argv=argv, log_path=workdir / "redis.log"),
     )
+    _wait_for_ping(server, timeout_seconds=timeout_seconds)
+    return server
+
+
+def _wait_for_ping(server: LocalRedis, *, timeout_seconds: float) -> None:
     deadline = time.monotonic() + timeout_seconds
     while not server.ping():
         if not server.child.running() or time.monotonic() > deadline:
             server.stop()
             raise process.StartError(f"redis-server did not start:\n{server.child.log_tail()}")
         time.sleep(0.05)
-    return server
