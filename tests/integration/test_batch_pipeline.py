@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +20,7 @@ from imagegen import resources
 from imagegen.localcluster import cluster, redis
 from imagegen.queue import core, keys
 from tests import builders
-from tests.integration import operatorproc, tenantworld, waiting
+from tests.integration import operatorproc, tenantworld, waiting, workerproc
 from tests.integration.tenantworld import World, unique_name
 
 REGION = "us-east"
@@ -38,35 +36,19 @@ def world(
     assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
 
 
-class Workers:
-    """Worker processes for one tenant's dedicated pool, as the Deployment would run them."""
+def workers(
+    *, redis_url: str, tenant: str, storage: pathlib.Path, region: str = REGION
+) -> workerproc.Workers:
+    """Workers of the tenant's dedicated pool, as its Deployment would run them."""
+    return workerproc.Workers(
+        redis_url=redis_url, storage=storage, logs=storage.parent / "logs", tenant=tenant,
+        region=region,
+    )  # fmt: skip
 
-    def __init__(self, *, redis_url: str, tenant: str, storage: pathlib.Path) -> None:
-        self.redis_url, self.tenant, self.storage = redis_url, tenant, storage
-        self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, count: int = 2, *extra: str) -> None:
-        argv = [
-            sys.executable, "-m", "imagegen", "worker", "--region", REGION,
-            "--tenant", self.tenant, "--redis-url", self.redis_url,
-            "--storage-dir", str(self.storage), "--concurrency", "4",
-            "--port", "0", "--lease-seconds", "5", *extra,
-        ]  # fmt: skip
-        for _ in range(count):
-            self.children.append(
-                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            )
-
-    def stop(self) -> None:
-        for child in self.children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in self.children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+def start(pool: workerproc.Workers, count: int, *args: str) -> None:
+    for _ in range(count):
+        asyncio.run(pool.start("--concurrency", "4", "--lease-seconds", "5", *args))
 
 
 def tenant_in_one_region(world: World, **quota: int) -> str:
@@ -121,13 +103,13 @@ def test_a_100_image_batch_succeeds_with_100_pngs_and_few_status_writes(
     storage: pathlib.Path,
 ) -> None:
     tenant = tenant_in_one_region(world)
-    workers = Workers(redis_url=region_redis[REGION].url, tenant=tenant, storage=storage)
-    workers.start(2)
+    pool = workers(redis_url=region_redis[REGION].url, tenant=tenant, storage=storage)
+    start(pool, 2)
     try:
         name = submit(world, tenant, 100)
         done = wait_phase(world, tenant, name, "Succeeded")
     finally:
-        workers.stop()
+        pool.stop_all()
     assert done["counts"] == {
         "total": 100,
         "queued": 0,
@@ -207,16 +189,16 @@ def test_an_operator_restarted_mid_batch_carries_on_without_enqueueing_twice(
     storage: pathlib.Path,
 ) -> None:
     tenant = tenant_in_one_region(world)
-    workers = Workers(redis_url=region_redis[REGION].url, tenant=tenant, storage=storage)
+    pool = workers(redis_url=region_redis[REGION].url, tenant=tenant, storage=storage)
     name = submit(world, tenant, 30)
     wait_phase(world, tenant, name, "Queued")
     running_operator.stop(sig=signal.SIGKILL)
     running_operator.start()
-    workers.start(1, "--simulated-cost-seconds", "0.05")
+    start(pool, 1, "--simulated-cost-seconds", "0.05")
     try:
         done = wait_phase(world, tenant, name, "Succeeded")
     finally:
-        workers.stop()
+        pool.stop_all()
     assert done["counts"]["total"] == 30
     assert len(list(storage.rglob("*.png"))) == 30
 
@@ -233,16 +215,18 @@ def test_a_batch_fails_over_when_its_region_and_redis_go_away(
         .regions(REGION, "eu-west").obj()
     )  # fmt: skip
     world.wait_reconciled(owner)
-    standby = Workers(redis_url=region_redis["eu-west"].url, tenant=owner, storage=storage)
+    standby = workers(
+        redis_url=region_redis["eu-west"].url, tenant=owner, storage=storage, region="eu-west"
+    )
     name = submit(world, owner, 10)
     assert wait_phase(world, owner, name, "Queued")["region"] == REGION  # no workers there
     region_redis[REGION].stop()
     regions[REGION].stop_apiserver()
-    standby.start(1)
+    start(standby, 1)
     try:
         done = wait_phase(world, owner, name, "Succeeded", timeout=120)
     finally:
-        standby.stop()
+        standby.stop_all()
         region_redis[REGION].restart()
         regions[REGION].start_apiserver()
     assert done["region"] == "eu-west"
@@ -261,12 +245,12 @@ def test_items_failing_at_the_provider_leave_a_partial_success_with_their_errors
         3, size="64x64"
     ).item("huge", size="9000x9000").obj()  # fmt: skip
     world.create(obj)
-    workers = Workers(redis_url=region_redis[REGION].url, tenant=owner, storage=storage)
-    workers.start(1)
+    pool = workers(redis_url=region_redis[REGION].url, tenant=owner, storage=storage)
+    start(pool, 1)
     try:
         done = wait_phase(world, owner, name, "PartiallySucceeded")
     finally:
-        workers.stop()
+        pool.stop_all()
     assert done["counts"]["succeeded"] == 3
     assert done["counts"]["failed"] == 1
     (huge,) = [item for item in done["items"] if item["id"] == "huge"]

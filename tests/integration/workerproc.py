@@ -68,17 +68,19 @@ class Workers:
     redis_url: str
     storage: pathlib.Path
     logs: pathlib.Path
+    tenant: str = "acme"
+    region: str = "us-east"
     started: list[WorkerProcess] = dataclasses.field(default_factory=list)
 
     async def start(
         self, *args: str, env: dict[str, str] | None = None, ready: bool = True
     ) -> WorkerProcess:
-        """A worker of pool dedicated-acme with `args` added; waits until /readyz says 200
-        (or, when not `ready`, until /healthz does)."""
+        """A worker of the tenant's dedicated pool with `args` added; waits until /readyz
+        says 200 (or, when not `ready`, until /healthz does)."""
         port = process.free_port()
         argv: Sequence[str] = [
             sys.executable, "-m", "imagegen", "-v", "worker",
-            "--region", "us-east", "--tenant", "acme",
+            "--region", self.region, "--tenant", self.tenant,
             "--redis-url", self.redis_url,
             "--storage-dir", str(self.storage),
             "--port", str(port),
