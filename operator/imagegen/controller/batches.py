@@ -29,7 +29,7 @@ from imagegen.queue import core
 
 logger = logging.getLogger(__name__)
 
-FOLLOW_INTERVAL_SECONDS = 0.5
+FOLLOW_INTERVAL_SECONDS = 0.25
 """How often a running batch's progress is read from its region's Redis (one Lua call)."""
 
 
