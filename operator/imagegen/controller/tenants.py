@@ -19,9 +19,17 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import meta, operatorconfig, tenant
-from imagegen.controller import apikeys, bodies, conditions, livecache, namespaces, regionpool
+from imagegen.controller import (
+    apikeys,
+    autoscaling,
+    bodies,
+    conditions,
+    livecache,
+    namespaces,
+    regionpool,
+)
 
-READY, DEGRADED = "Ready", "Degraded"
+READY, DEGRADED, AUTOSCALING = "Ready", "Degraded", "Autoscaling"
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -258,6 +266,16 @@ def _status(
             generation=generation,
             now=now,
         )
+    scaling = autoscaling.summarize(region_statuses)
+    current = conditions.set_condition(
+        current,
+        type=AUTOSCALING,
+        status=scaling.status,
+        reason=scaling.reason,
+        message=scaling.message,
+        generation=generation,
+        now=now,
+    )
     if failed:
         current = conditions.set_condition(
             current,
