@@ -375,3 +375,12 @@ async def test_forget_deletes_every_key_of_the_batch(
     assert not await queue.complete(lease=leased, result={})
     assert await queue.lease(worker_id="w1") is None
     assert sorted(await client.keys("*")) == [queue.keyspace.seq, queue.keyspace.weight]
+
+
+async def test_in_flight_counts_the_items_leased_and_not_yet_finished(queue: core.Queue) -> None:
+    await enqueue(queue, "a", "b", "c")
+    first = await lease(queue)
+    await lease(queue)
+    assert await queue.in_flight() == 2
+    await queue.complete(lease=first, result={"uri": "file:///a.png"})
+    assert await queue.in_flight() == 1

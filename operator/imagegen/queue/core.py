@@ -55,6 +55,7 @@ class Queue:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self._clock = clock
+        self._redis = redis
         self._scripts = lua.register(client=redis)
 
     def channel(self, *, batch_uid: str) -> str:
@@ -243,6 +244,11 @@ class Queue:
             cancel_requested=batch.get("cancelled") == "1",
             items=tuple(_item_progress(row) for row in rows),
         )
+
+    async def in_flight(self) -> int:
+        """Items leased to workers right now (expired leases included until reclaimed)."""
+        count: int = await self._redis.zcard(self.keyspace.leases)
+        return count
 
     async def depth(self) -> dict[model.DepthKey, model.LaneDepth]:
         """Queued items per (tenant, tier, priority) with the oldest one's age; lanes with
