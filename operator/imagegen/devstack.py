@@ -72,7 +72,7 @@ def run_demo(
     *, workdir: pathlib.Path | None, sources: Sources, out: pathlib.Path, batch: pathlib.Path
 ) -> int:
     """Start the stack, submit one batch, show its progress, stop; 0 when it succeeded."""
-    with started_stack(workdir=workdir, sources=sources, out=out, hold_back=batch) as running:
+    with started_stack(workdir=workdir, sources=sources, out=out, example_batches=False) as running:
         with resources.client_from_kubeconfig(path=running.kubeconfig) as client:
             submitted = install.apply_files(client=client, paths=[batch])
             metadata = yaml.safe_load(batch.read_text())["metadata"]
@@ -92,7 +92,7 @@ def started_stack(
     workdir: pathlib.Path | None,
     sources: Sources,
     out: pathlib.Path,
-    hold_back: pathlib.Path | None = None,
+    example_batches: bool = True,
 ) -> Iterator[Running]:
     """Everything started and ready; stopped, every process reaped, on exit."""
     workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="imagegen-dev-"))
@@ -110,7 +110,11 @@ def started_stack(
         with resources.client_from_kubeconfig(path=running.kubeconfig) as client:
             install.apply_files(client=client, paths=sources.crds.glob("*.yaml"))
             install.wait_crds_established(client=client, names=_CRD_NAMES)
-            examples = [p for p in sources.examples.glob("*.yaml") if p != hold_back]
+            examples = [
+                path
+                for path in sources.examples.glob("*.yaml")
+                if example_batches or not _holds_batches(path)
+            ]
             applied = install.apply_files(client=client, paths=examples)
             print("applied:", ", ".join(applied))
             setup = operatorsetup.prepare(
@@ -128,6 +132,15 @@ def started_stack(
         for child in reversed(running.children):
             child.stop()
         clusters.stop()
+
+
+def _holds_batches(path: pathlib.Path) -> bool:
+    """Whether a manifest file holds ImageBatches (the demo submits its own, alone, so
+    that ./out holds exactly its images)."""
+    return any(
+        (document or {}).get("kind") == "ImageBatch"
+        for document in yaml.safe_load_all(path.read_text())
+    )
 
 
 def _stop_on_signals() -> threading.Event:
