@@ -4,10 +4,11 @@ redis-server, started once per test session on free loopback ports."""
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import lightkube
 import pytest
+import redis.asyncio as aioredis
 
 from imagegen import resources
 from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
@@ -65,6 +66,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Loc
     server = redis.start(workdir=tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+SCRATCH_DB = 9
+"""The database of the session's redis-server that queue and worker tests flush and use."""
+
+
+@pytest.fixture
+async def scratch_redis(redis_server: redis.LocalRedis) -> AsyncIterator[aioredis.Redis]:
+    """A text client of the scratch database, flushed first."""
+    client = aioredis.Redis(
+        host="127.0.0.1", port=redis_server.port, db=SCRATCH_DB, decode_responses=True
+    )
+    await client.flushdb()
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from imagegen.localcluster import redis as localredis
 from imagegen.queue import core, keys, model
 
-QUEUE_DB = 9
 """The operator's tests share this server on DB 0; the queue's tests flush their own."""
 LEASE_SECONDS = 30.0
 BATCH = model.BatchRef(uid="b1", tenant="acme", tier="standard", priority="normal")
@@ -31,14 +28,8 @@ class Clock:
 
 
 @pytest.fixture
-async def client(redis_server: localredis.LocalRedis) -> AsyncIterator[aioredis.Redis]:
-    """A client of an empty database on the session's redis-server."""
-    client = aioredis.Redis(
-        host="127.0.0.1", port=redis_server.port, db=QUEUE_DB, decode_responses=True
-    )
-    await client.flushdb()
-    yield client
-    await client.aclose()
+def client(scratch_redis: aioredis.Redis) -> aioredis.Redis:
+    return scratch_redis
 
 
 @pytest.fixture

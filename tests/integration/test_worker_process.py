@@ -8,7 +8,7 @@ import asyncio
 import pathlib
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,8 +18,8 @@ from imagegen.localcluster import process
 from imagegen.localcluster import redis as localredis
 from imagegen.queue import core, keys, model, payload
 from tests.integration import fakeopenai, workerproc
+from tests.integration.conftest import SCRATCH_DB
 
-WORKER_DB = 10
 """The operator's tests use DB 0 and the queue's DB 9 of the same server."""
 UID = "3d8f7a52-1c1e-4c59-9a0b-5e2f4b6c7d80"
 BATCH = model.BatchRef(uid=UID, tenant="acme", tier="standard", priority="normal")
@@ -31,13 +31,8 @@ VIA_OPENAI = payload.WorkItem(
 
 
 @pytest.fixture
-async def client(redis_server: localredis.LocalRedis) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(
-        host="127.0.0.1", port=redis_server.port, db=WORKER_DB, decode_responses=True
-    )
-    await client.flushdb()
-    yield client
-    await client.aclose()
+def client(scratch_redis: aioredis.Redis) -> aioredis.Redis:
+    return scratch_redis
 
 
 @pytest.fixture
@@ -55,7 +50,7 @@ def workers(
     redis_server: localredis.LocalRedis, storage: pathlib.Path, tmp_path: pathlib.Path
 ) -> Iterator[workerproc.Workers]:
     started = workerproc.Workers(
-        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/{WORKER_DB}",
+        redis_url=f"{redis_server.url.rsplit('/', 1)[0]}/{SCRATCH_DB}",
         storage=storage,
         logs=tmp_path / "logs",
     )
