@@ -31,6 +31,9 @@ _KUBERNETES_LDFLAGS = (
     " -X k8s.io/component-base/version.gitTreeState=clean"
 )
 
+# metrics-server takes its version from client-go; unset, its logs say v0.0.0-master.
+_METRICS_SERVER_LDFLAGS = "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GoModule:
@@ -53,6 +56,13 @@ MODULES = (
             "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
         },
         ldflags=_KUBERNETES_LDFLAGS,
+    ),
+    GoModule(directory="kwok", packages={"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
+    # Its own module: next to the Kubernetes 1.37 libraries metrics-server dies at start.
+    GoModule(
+        directory="metrics-server",
+        packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
+        ldflags=_METRICS_SERVER_LDFLAGS,
     ),
 )
 

@@ -1,5 +1,6 @@
 """A real Kubernetes control plane on loopback ports: etcd, kube-apiserver (RBAC, a static
-admin token), kube-controller-manager and optionally kube-scheduler, plus a kubeconfig.
+admin token), kube-controller-manager and optionally kube-scheduler, simulated nodes (kwok)
+and the metrics API (metrics-server), plus a kubeconfig.
 
 Used by the pytest fixtures and by `imagegen dev`. Everything lives in one work folder;
 `stop()` leaves no process and no listening port behind.
@@ -20,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from imagegen.localcluster import pki, process
+from imagegen import resources
+from imagegen.localcluster import addons, pki, process
 
 ADMIN_USER = "imagegen-admin"
 
@@ -45,10 +47,24 @@ class ClusterOptions:
 
     scheduler: bool = False
     """kube-scheduler binds pods to (simulated) nodes; a cluster without pods needs none."""
+    nodes: int = 0
+    """Simulated nodes run by kwok, each with addons.NODE_ALLOCATABLE; pods on them turn
+    Running and use the CPU of their addons.USAGE_CPU_ANNOTATION. Needs the scheduler."""
+    metrics: bool = False
+    """metrics-server, serving metrics.k8s.io (what the HPA controller reads) from kwok."""
     controller_manager_flags: Sequence[str] = ()
-    """Extra kube-controller-manager flags, e.g. a short --horizontal-pod-autoscaler-sync-period."""
+    """Extra kube-controller-manager flags. Tests of the real HPA pass
+    --horizontal-pod-autoscaler-sync-period=5s (default 15s) so it acts within seconds; the
+    scale-down stabilization window is not a flag here but each HPA's own
+    behavior.scaleDown.stabilizationWindowSeconds, as our rendered HPAs set it."""
     apiserver_flags: Sequence[str] = ()
     """Extra kube-apiserver flags."""
+
+    def __post_init__(self) -> None:
+        if self.nodes < 0:
+            raise ValueError(f"nodes must be 0 or more, not {self.nodes}")
+        if self.nodes and not self.scheduler:
+            raise ValueError("nodes need the scheduler: without it their pods stay Pending")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -66,6 +82,9 @@ class LocalCluster:
     controllers: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
     """Controllers (name, argv) to start once the apiserver is ready: they give up on an
     apiserver that is slow to come up, as it is when several clusters start on two cores."""
+    objects: list[addons.Object] = dataclasses.field(default_factory=list)
+    """API objects (simulated Nodes, the metrics APIService) to create once the apiserver
+    is ready, before the controllers start."""
 
     @property
     def audit_log(self) -> pathlib.Path:
@@ -90,6 +109,10 @@ class LocalCluster:
         self.wait_ready()
 
     def _start_controllers(self) -> None:
+        if self.objects:
+            with resources.client_from_kubeconfig(path=self.kubeconfig) as client:
+                while self.objects:
+                    client.create(self.objects.pop(0))
         while self.controllers:
             name, argv = self.controllers.pop(0)
             self.processes.append(
@@ -223,6 +246,16 @@ def launch(
             cluster.controllers.append(
                 ("kube-scheduler", _scheduler_argv(binaries["kube-scheduler"], kubeconfig))
             )
+        for addon in addons.wanted(
+            nodes=options.nodes,
+            metrics=options.metrics,
+            binaries=binaries,
+            certs=certs,
+            kubeconfig=kubeconfig,
+        ):
+            cluster.ports.append(addon.port)
+            cluster.objects.extend(addon.objects)
+            cluster.controllers.append((addon.name, addon.argv))
     except BaseException:
         cluster.stop()
         raise

@@ -2,7 +2,9 @@
 
 A local cluster needs: a CA and a serving certificate for 127.0.0.1/localhost, a
 service-account signing key, and a front-proxy CA with a client certificate so the
-apiserver can proxy aggregated APIs such as metrics.k8s.io.
+apiserver can proxy aggregated APIs such as metrics.k8s.io. The servers that run beside the
+apiserver on loopback (kwok's kubelet endpoint, metrics-server) get serving certificates
+from the same CA, so their clients can verify them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class ClusterPKI:
     front_proxy_ca_cert: pathlib.Path
     front_proxy_client_cert: pathlib.Path
     front_proxy_client_key: pathlib.Path
+    kwok_serving_cert: pathlib.Path
+    kwok_serving_key: pathlib.Path
+    metrics_server_serving_cert: pathlib.Path
+    metrics_server_serving_key: pathlib.Path
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,10 +47,12 @@ class _Issued:
 
 
 def write_cluster_pki(*, directory: pathlib.Path) -> ClusterPKI:
-    """Create a fresh CA, serving certificate, SA key and front-proxy pair in directory."""
+    """Create a fresh CA, serving certificates, SA key and front-proxy pair in directory."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = _issue(common_name="imagegen-local-ca", issuer=None, server=False, client=False)
     serving = _issue(common_name="kube-apiserver", issuer=ca, server=True, client=False)
+    kwok_serving = _issue(common_name="kwok", issuer=ca, server=True, client=False)
+    metrics_serving = _issue(common_name="metrics-server", issuer=ca, server=True, client=False)
     front_proxy_ca = _issue(common_name="front-proxy-ca", issuer=None, server=False, client=False)
     front_proxy_client = _issue(
         common_name="front-proxy-client", issuer=front_proxy_ca, server=False, client=True
@@ -61,6 +69,10 @@ def write_cluster_pki(*, directory: pathlib.Path) -> ClusterPKI:
         front_proxy_ca_cert=directory / "front-proxy-ca.crt",
         front_proxy_client_cert=directory / "front-proxy-client.crt",
         front_proxy_client_key=directory / "front-proxy-client.key",
+        kwok_serving_cert=directory / "kwok.crt",
+        kwok_serving_key=directory / "kwok.key",
+        metrics_server_serving_cert=directory / "metrics-server.crt",
+        metrics_server_serving_key=directory / "metrics-server.key",
     )
     _write_cert(pki.ca_cert, ca.cert)
     _write_cert(pki.serving_cert, serving.cert)
@@ -68,6 +80,10 @@ def write_cluster_pki(*, directory: pathlib.Path) -> ClusterPKI:
     _write_cert(pki.front_proxy_ca_cert, front_proxy_ca.cert)
     _write_cert(pki.front_proxy_client_cert, front_proxy_client.cert)
     _write_key(pki.front_proxy_client_key, front_proxy_client.key)
+    _write_cert(pki.kwok_serving_cert, kwok_serving.cert)
+    _write_key(pki.kwok_serving_key, kwok_serving.key)
+    _write_cert(pki.metrics_server_serving_cert, metrics_serving.cert)
+    _write_key(pki.metrics_server_serving_key, metrics_serving.key)
     _write_key(pki.service_account_key, sa_key)
     pki.service_account_public_key.write_bytes(
         sa_key.public_key().public_bytes(
