@@ -285,8 +285,15 @@ def test_the_api_key_is_published_as_a_digest_and_rotates_with_a_grace_period(
     second = waiting.until(
         lambda: (k := _api_key(world.kube, name)) != first and k, what="rotation"
     )
-    index = _key_index(world.kube, name)
-    assert set(index) == {_sha256(first), _sha256(second)}
+    # The operator writes the Secret, then the index: wait for the index to catch up.
+    index = waiting.until(
+        lambda: (
+            (i := _key_index(world.kube, name))
+            and set(i) == {_sha256(first), _sha256(second)}
+            and i
+        ),
+        what="both keys in the index",
+    )
     assert index[_sha256(first)]["expiresAt"] is not None
     assert index[_sha256(second)] == {"tenant": name, "expiresAt": None}
     serialized = json.dumps(world.tenant(name)) + " ".join(_event_messages(world.kube, name))
