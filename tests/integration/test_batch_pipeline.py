@@ -277,4 +277,4 @@ def test_deleting_a_batch_removes_its_queued_items(
             await client.aclose()
         return progress.cancel_requested and progress.queued == 0
 
-    waiting.until(lambda: asyncio.run(cancelled()), timeout=30, what="queued items removed")
+    waiting.until(lambda: asyncio.run(cancelled()), timeout=90, what="queued items removed")
