@@ -12,11 +12,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 from collections.abc import Mapping, Sequence
-
-from lightkube.core.resource import GlobalResource, NamespacedResource
-from lightkube.models import apiregistration_v1, core_v1, meta_v1
-from lightkube.resources.apiregistration_v1 import APIService
-from lightkube.resources.core_v1 import Node, Service
+from typing import Any
 
 from imagegen.localcluster import kwokfiles, pki, process
 
@@ -44,7 +40,13 @@ _NODE_LEASE_SECONDS = 40
 # kwok hands out pod IPs from this range; its default /24 runs out at 254 pods.
 _POD_CIDR = "10.244.0.0/16"
 
-Object = GlobalResource | NamespacedResource
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ApiObject:
+    """An object to create through the apiserver: its collection's path and its manifest."""
+
+    collection: str
+    manifest: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -54,7 +56,7 @@ class Addon:
     name: str
     argv: list[str]
     port: int
-    objects: list[Object]
+    objects: list[ApiObject]
 
 
 def wanted(
@@ -143,13 +145,15 @@ def metrics_server(
     )
 
 
-def _node(name: str) -> Node:
+def _node(name: str) -> ApiObject:
     """A Node for kwok to manage: labelled as kwok's docs do, without kwok's usual taint,
     so that ordinary pods (the worker Deployments) schedule onto it."""
-    return Node(
-        metadata=meta_v1.ObjectMeta(
-            name=name,
-            labels={
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
                 "beta.kubernetes.io/arch": "amd64",
                 "beta.kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
@@ -159,42 +163,46 @@ def _node(name: str) -> Node:
                 "node-role.kubernetes.io/agent": "",
                 "type": "kwok",
             },
-            annotations={
+            "annotations": {
                 "node.alpha.kubernetes.io/ttl": "0",
                 "kwok.x-k8s.io/node": "fake",
                 # Where metrics-server finds this node's kubelet metrics on kwok's server.
                 "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{name}/metrics/resource",
             },
-        ),
+        },
         # kwok's node stage keeps the allocatable and capacity a Node is created with.
-        status=core_v1.NodeStatus(
-            allocatable=dict(NODE_ALLOCATABLE), capacity=dict(NODE_ALLOCATABLE)
-        ),
-    )
+        "status": {"allocatable": NODE_ALLOCATABLE, "capacity": NODE_ALLOCATABLE},
+    }
+    return ApiObject(collection="/api/v1/nodes", manifest=manifest)
 
 
-def _metrics_api_objects(*, port: int) -> list[Object]:
+def _metrics_api_objects(*, port: int) -> list[ApiObject]:
     """The APIService routing metrics.k8s.io to metrics-server on localhost:port.
 
     The apiserver resolves an ExternalName Service to its name and the APIService's port,
     which reaches a process outside any pod network. It skips TLS verification because the
     name it would verify (metrics-server.kube-system.svc) is not the loopback server's.
     """
-    service = Service(
-        metadata=meta_v1.ObjectMeta(name="metrics-server", namespace="kube-system"),
-        spec=core_v1.ServiceSpec(type="ExternalName", externalName="localhost"),
-    )
-    api_service = APIService(
-        metadata=meta_v1.ObjectMeta(name=METRICS_API),
-        spec=apiregistration_v1.APIServiceSpec(
-            group="metrics.k8s.io",
-            version="v1beta1",
-            groupPriorityMinimum=100,
-            versionPriority=100,
-            insecureSkipTLSVerify=True,
-            service=apiregistration_v1.ServiceReference(
-                name="metrics-server", namespace="kube-system", port=port
-            ),
-        ),
-    )
-    return [service, api_service]
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+        "spec": {"type": "ExternalName", "externalName": "localhost"},
+    }
+    api_service = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": METRICS_API},
+        "spec": {
+            "group": "metrics.k8s.io",
+            "version": "v1beta1",
+            "groupPriorityMinimum": 100,
+            "versionPriority": 100,
+            "insecureSkipTLSVerify": True,
+            "service": {"name": "metrics-server", "namespace": "kube-system", "port": port},
+        },
+    }
+    return [
+        ApiObject(collection="/api/v1/namespaces/kube-system/services", manifest=service),
+        ApiObject(collection="/apis/apiregistration.k8s.io/v1/apiservices", manifest=api_service),
+    ]

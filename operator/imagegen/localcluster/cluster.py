@@ -9,6 +9,7 @@ Used by the pytest fixtures and by `imagegen dev`. Everything lives in one work 
 from __future__ import annotations
 
 import dataclasses
+import http
 import json
 import pathlib
 import secrets
@@ -21,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from imagegen import resources
 from imagegen.localcluster import addons, pki, process
 
 ADMIN_USER = "imagegen-admin"
@@ -53,10 +53,9 @@ class ClusterOptions:
     metrics: bool = False
     """metrics-server, serving metrics.k8s.io (what the HPA controller reads) from kwok."""
     controller_manager_flags: Sequence[str] = ()
-    """Extra kube-controller-manager flags. Tests of the real HPA pass
-    --horizontal-pod-autoscaler-sync-period=5s (default 15s) so it acts within seconds; the
-    scale-down stabilization window is not a flag here but each HPA's own
-    behavior.scaleDown.stabilizationWindowSeconds, as our rendered HPAs set it."""
+    """Extra kube-controller-manager flags: tests of the real HPA pass
+    --horizontal-pod-autoscaler-sync-period=5s (default 15s). The scale-down stabilization is
+    no flag: each HPA has its own behavior.scaleDown.stabilizationWindowSeconds, as ours do."""
     apiserver_flags: Sequence[str] = ()
     """Extra kube-apiserver flags."""
 
@@ -82,7 +81,7 @@ class LocalCluster:
     controllers: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
     """Controllers (name, argv) to start once the apiserver is ready: they give up on an
     apiserver that is slow to come up, as it is when several clusters start on two cores."""
-    objects: list[addons.Object] = dataclasses.field(default_factory=list)
+    objects: list[addons.ApiObject] = dataclasses.field(default_factory=list)
     """API objects (simulated Nodes, the metrics APIService) to create once the apiserver
     is ready, before the controllers start."""
 
@@ -109,10 +108,16 @@ class LocalCluster:
         self.wait_ready()
 
     def _start_controllers(self) -> None:
-        if self.objects:
-            with resources.client_from_kubeconfig(path=self.kubeconfig) as client:
-                while self.objects:
-                    client.create(self.objects.pop(0))
+        # Plain HTTP, not lightkube: this runs in a thread per cluster, and lightkube's decoder
+        # (msgspec) crashed Python (SIGSEGV) when three threads decoded at once. A conflict is
+        # an object made by an earlier try whose reply was lost; wait_ready retries failures.
+        while self.objects:
+            try:
+                self.post(self.objects[0].collection, self.objects[0].manifest)
+            except urllib.error.HTTPError as error:
+                if error.code != http.HTTPStatus.CONFLICT:
+                    raise
+            self.objects.pop(0)
         while self.controllers:
             name, argv = self.controllers.pop(0)
             self.processes.append(
@@ -146,9 +151,20 @@ class LocalCluster:
 
     def get(self, path: str, *, timeout_seconds: float = 5.0) -> str:
         """GET a path of the apiserver as the admin user; return the body as text."""
+        return self._send(urllib.request.Request(self.server + path), timeout_seconds)  # noqa: S310
+
+    def post(self, path: str, document: Mapping[str, Any], *, timeout_seconds: float = 5.0) -> str:
+        """POST a JSON document to a path of the apiserver as the admin user."""
         request = urllib.request.Request(  # noqa: S310 - always https to our own apiserver
-            self.server + path, headers={"Authorization": f"Bearer {self.token}"}
+            self.server + path,
+            data=json.dumps(document).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
+        return self._send(request, timeout_seconds)
+
+    def _send(self, request: urllib.request.Request, timeout_seconds: float) -> str:
+        request.add_header("Authorization", f"Bearer {self.token}")
         context = ssl.create_default_context(cafile=str(self.ca_cert))
         with urllib.request.urlopen(request, timeout=timeout_seconds, context=context) as reply:  # noqa: S310
             body: bytes = reply.read()

@@ -25,9 +25,11 @@ class LocalStack:
         return [self.management, *self.regions.values()]
 
     def stop(self) -> None:
-        """Stop every cluster."""
-        for running in self.all_clusters():
-            running.stop()
+        """Stop every cluster, all at once: each waits about a second on its apiserver and
+        its metrics-server to exit, which adds up when they stop one after the other."""
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(self.regions) + 1) as pool:
+            for future in [pool.submit(running.stop) for running in self.all_clusters()]:
+                future.result()
 
 
 def start(
