@@ -86,9 +86,15 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
     region = context.registry.get(status.region)
     if region is None:
         raise kopf.TemporaryError(f"region {status.region} is not in the registry", delay=30)
-    added = await dispatch.enqueue(
-        region=region, batch=batch, owner=owner, items=_unfinished(batch=batch, status=status)
-    )
+    try:
+        added = await dispatch.enqueue(
+            region=region, batch=batch, owner=owner, items=_unfinished(batch=batch, status=status)
+        )
+    except regions.UNREACHABLE_ERRORS as error:
+        # An outage, not a bug: retried without a traceback; the daemon fails over if it lasts.
+        raise kopf.TemporaryError(
+            f"region {status.region} unreachable: {error}", delay=5
+        ) from error
     if status.phase == "Pending":
         dispatched = conditions.set_condition(
             status.conditions or [], type="Dispatched", status="True", reason="Enqueued",
