@@ -269,6 +269,17 @@ def test_scaling_rates_come_from_the_operator_config() -> None:
     ]
 
 
+def test_a_tenant_may_set_its_own_scale_down_window_over_the_operators() -> None:
+    config = config_with(autoscaling={"scaleDownStabilizationSeconds": 120})
+    tenant_window = metaphysical().workers(scale_down_stabilization_seconds=45)
+
+    own = render(tenant_window, config=config)["HorizontalPodAutoscaler"]["spec"]["behavior"]
+    default = render(metaphysical(), config=config)["HorizontalPodAutoscaler"]["spec"]["behavior"]
+
+    assert own["scaleDown"]["stabilizationWindowSeconds"] == 45
+    assert default["scaleDown"]["stabilizationWindowSeconds"] == 120
+
+
 def test_deployment_has_no_replicas_because_the_autoscaler_owns_them() -> None:
     assert "replicas" not in render(metaphysical())["Deployment"]["spec"]
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
 import yaml
+import pydantic
 from pydantic import json_schema
 from pydantic_core import core_schema
 
@@ -58,7 +59,12 @@ class _Generator(json_schema.GenerateJsonSchema):
         factory = schema.get("default_factory")
         if factory is None or schema.get("default_factory_takes_data"):
             return super().get_default_value(schema)
-        return cast("Callable[[], Any]", factory)()
+        made = cast("Callable[[], Any]", factory)()
+        # An unset optional field has no default in the CRD: null would be stored in the
+        # object and read back as a value that the model never wrote.
+        if isinstance(made, pydantic.BaseModel):
+            return made.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return made
 
 
 def render(kind_model: type[meta.Resource]) -> dict[str, Any]:

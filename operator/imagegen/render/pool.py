@@ -298,7 +298,7 @@ def _autoscaler(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> Manife
                     "tolerance": quantity.tolerance_quantity(up),
                 },
                 "scaleDown": {
-                    "stabilizationWindowSeconds": rates.scale_down_stabilization_seconds,
+                    "stabilizationWindowSeconds": _scale_down_window(pool=pool, config=config),
                     "policies": [
                         {
                             "type": "Percent",
@@ -311,6 +311,11 @@ def _autoscaler(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> Manife
             },
         },
     }
+
+
+def _scale_down_window(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> int:
+    window = pool.workers.scale_down_stabilization_seconds
+    return config.autoscaling.scale_down_stabilization_seconds if window is None else window
 
 
 def _disruption_budget(*, pool: _Pool, config: operatorconfig.OperatorConfig) -> Manifest:
