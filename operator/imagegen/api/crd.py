@@ -5,8 +5,8 @@ import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
-import yaml
 import pydantic
+import yaml
 from pydantic import json_schema
 from pydantic_core import core_schema
 

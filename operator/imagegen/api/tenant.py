@@ -91,9 +91,7 @@ class Workers(meta.Model):
     """CPU utilization above which the pool scales up."""
     scale_down_threshold_percent: Percent = 30
     """CPU utilization below which the pool scales down."""
-    scale_down_stabilization_seconds: Annotated[int, pydantic.Field(ge=0, le=3600)] | None = (
-        None
-    )
+    scale_down_stabilization_seconds: Annotated[int, pydantic.Field(ge=0, le=3600)] | None = None
     """Window over which the HPA keeps the highest recommendation before scaling down;
     unset, the operator's `autoscaling.scaleDownStabilizationSeconds` applies."""
     providers: Annotated[

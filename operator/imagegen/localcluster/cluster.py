@@ -98,14 +98,22 @@ class LocalCluster:
 
     def stop_apiserver(self) -> None:
         """Stop the apiserver alone, as an outage of the region would look."""
-        self._apiserver().stop()
+        self.stop_process("kube-apiserver")
 
     def start_apiserver(self) -> None:
         """Start the stopped apiserver again on the same port and wait until it is ready."""
-        stopped = self._apiserver()
+        self.start_process("kube-apiserver")
+        self.wait_ready()
+
+    def stop_process(self, name: str) -> None:
+        """Stop one of the cluster's processes (say metrics-server), as its outage looks."""
+        self._process(name).stop()
+
+    def start_process(self, name: str) -> None:
+        """Start a stopped process again with the same command line, so the same port."""
+        stopped = self._process(name)
         restarted = process.spawn(name=stopped.name, argv=stopped.argv, log_path=stopped.log_path)
         self.processes[self.processes.index(stopped)] = restarted
-        self.wait_ready()
 
     def _start_controllers(self) -> None:
         # Plain HTTP, not lightkube: this runs in a thread per cluster, and lightkube's decoder
@@ -124,8 +132,12 @@ class LocalCluster:
                 process.spawn(name=name, argv=argv, log_path=self.workdir / "logs" / f"{name}.log")
             )
 
-    def _apiserver(self) -> process.ManagedProcess:
-        return next(child for child in self.processes if child.name == "kube-apiserver")
+    def _process(self, name: str) -> process.ManagedProcess:
+        found = next((child for child in self.processes if child.name == name), None)
+        if found is None:
+            running = ", ".join(child.name for child in self.processes)
+            raise KeyError(f"cluster {self.name} runs no {name} (it runs {running})")
+        return found
 
     def wait_ready(self, *, timeout_seconds: float = DEFAULT_READY_TIMEOUT_SECONDS) -> None:
         """Block until the apiserver's /readyz says ok; raise StartError with logs if not."""
@@ -146,7 +158,7 @@ class LocalCluster:
             time.sleep(0.2)
         raise process.StartError(
             f"{self.name}: apiserver not ready after {timeout_seconds}s ({last_error}):\n"
-            + self._apiserver().log_tail()
+            + self._process("kube-apiserver").log_tail()
         )
 
     def get(self, path: str, *, timeout_seconds: float = 5.0) -> str:
