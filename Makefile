@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo dev lint unit integration crds manifests-check controlplane redis-server clean
+.PHONY: test demo dev lint unit integration test-autoscale bench-autoscale crds manifests-check controlplane redis-server clean
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
@@ -31,6 +31,16 @@ unit: $(BIN)/.installed
 
 integration: $(BIN)/.installed controlplane redis-server
 	$(BIN)/pytest tests/integration
+
+# The real HPA controller scaling pools on simulated CPU; `make test` runs these too.
+test-autoscale: $(BIN)/.installed controlplane redis-server
+	$(BIN)/pytest -m autoscale tests/integration
+
+# Two HPAs, the Tenant's band and the default tolerance, under one noisy load; writes
+# bench/results/autoscale.json and .png, exits 1 when a target is missed.
+bench-autoscale: $(BIN)/.installed controlplane
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/autoscale.py
 
 crds: $(BIN)/.installed
 	$(BIN)/imagegen crds --output-dir crds

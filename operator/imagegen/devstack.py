@@ -21,17 +21,23 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightkube
 import yaml
 
 from imagegen import resources
-from imagegen.localcluster import build, install, operatorsetup, process, redis, stack
+from imagegen.api import operatorconfig
+from imagegen.localcluster import build, install, operatorsetup, poolview, process, redis, stack
+from imagegen.queue import keys
+from imagegen.render import pool
 
 _CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
 _TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Cancelled", "Rejected"}
+_IMAGE_COST_SECONDS = 2.0
+_VIEW_EVERY_SECONDS = 3.0
+_WORKERS = operatorconfig.WorkerPods().namespace
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -72,14 +78,21 @@ def run_demo(
     *, workdir: pathlib.Path | None, sources: Sources, out: pathlib.Path, batch: pathlib.Path
 ) -> int:
     """Start the stack, submit one batch, show its progress, stop; 0 when it succeeded."""
-    with started_stack(workdir=workdir, sources=sources, out=out, example_batches=False) as running:
-        with resources.client_from_kubeconfig(path=running.kubeconfig) as client:
-            submitted = install.apply_files(client=client, paths=[batch])
-            metadata = yaml.safe_load(batch.read_text())["metadata"]
-            name, namespace = str(metadata["name"]), str(metadata["namespace"])
-            print(f"submitted {', '.join(submitted)}")
-            status = _follow(client=client, name=name, namespace=namespace)
-        print(f"\nbatch {name}: {status.get('phase')}, {status.get('progress')},"
+    with (
+        started_stack(workdir=workdir, sources=sources, out=out, example_batches=False) as running,
+        resources.client_from_kubeconfig(path=running.kubeconfig) as client,
+        _region_clients(running) as regional,
+    ):
+        submitted = install.apply_files(client=client, paths=[batch])
+        manifest = yaml.safe_load(batch.read_text())
+        name, namespace = str(manifest["metadata"]["name"]), str(manifest["metadata"]["namespace"])
+        print(f"submitted {', '.join(submitted)}; every {_VIEW_EVERY_SECONDS:.0f}s: images done,"
+              " and per region the CPU its HPA reads, replicas (now->wanted) [bounds]")  # fmt: skip
+        tenant_obj = _as_dict(client.get(resources.Tenant, manifest["spec"]["tenant"]))
+        view = _pool_view(regional=regional, tenant_obj=tenant_obj)
+        status = _follow(client=client, name=name, namespace=namespace, view=view)
+        print(f"final: {view()}")
+        print(f"batch {name}: {status.get('phase')}, {status.get('progress')},"
               f" region {status.get('region')}; images under {out}/")  # fmt: skip
         print(f"inspect it: kubectl --kubeconfig {running.kubeconfig} get imagebatch {name}"
               f" -n {namespace} -o yaml")  # fmt: skip
@@ -99,7 +112,7 @@ def started_stack(
     print(f"building the control plane if needed (cached under {build.default_cache_dir()})")
     binaries = build.ensure_built()
     began = time.monotonic()
-    clusters = stack.start(workdir=workdir, binaries=binaries)
+    clusters = stack.start(workdir=workdir, binaries=binaries, region_options=stack.SCALING_REGION)
     running = Running(workdir=workdir, clusters=clusters, redis_urls={}, children=[])
     try:
         for name in clusters.regions:
@@ -125,7 +138,9 @@ def started_stack(
             )
             running.children.append(_start_operator(setup=setup, workdir=workdir))
             tenants = _wait_tenants_observed(client=client, timeout_seconds=60)
-        running.children.extend(_start_workers(running=running, tenants=tenants, out=out))
+        pools = _pools(running=running, tenants=tenants)
+        running.children.extend(_start_workers(running=running, pools=pools, out=out))
+        running.children.extend(_start_load_models(running=running, pools=pools))
         yield running
     finally:
         print("stopping the local stack")
@@ -170,35 +185,83 @@ def _start_operator(
     return operator
 
 
-def _start_workers(
-    *, running: Running, tenants: list[dict[str, Any]], out: pathlib.Path
-) -> list[process.ManagedProcess]:
-    """One worker process per pool and region: each dedicated tenant's, and the shared
-    pool where a shared tenant runs."""
-    pools: set[tuple[str, str, str]] = set()
+@dataclasses.dataclass(frozen=True, kw_only=True, order=True)
+class _Pool:
+    """A worker pool of one region: its queue and the Deployment that runs it."""
+
+    region: str
+    queue_pool: str
+    """`shared` or `dedicated-<tenant>`."""
+    deployment: str
+    worker_flags: tuple[str, ...]
+    """How `imagegen worker` is told which pool to serve."""
+
+
+def _pools(*, running: Running, tenants: list[dict[str, Any]]) -> list[_Pool]:
+    """Each dedicated tenant's pool and the shared pool wherever a shared tenant runs."""
+    pools: set[_Pool] = set()
     for obj in tenants:
-        spec = obj["spec"]
+        spec, name = obj["spec"], obj["metadata"]["name"]
         for region in spec["regions"]:
             if region not in running.redis_urls:
                 continue
             if spec.get("workers", {}).get("pool") == "shared":
-                pools.add((region, "--pool", "shared"))
+                pools.add(
+                    _Pool(region=region, queue_pool=keys.SHARED, deployment=pool.SHARED_POOL,
+                          worker_flags=("--pool", keys.SHARED))
+                )  # fmt: skip
             else:
-                pools.add((region, "--tenant", obj["metadata"]["name"]))
+                pools.add(
+                    _Pool(region=region, queue_pool=keys.dedicated(tenant=name),
+                          deployment=f"{pool.DEDICATED_PREFIX}{name}",
+                          worker_flags=("--tenant", name))
+                )  # fmt: skip
+    return sorted(pools)
+
+
+def _start_workers(
+    *, running: Running, pools: list[_Pool], out: pathlib.Path
+) -> list[process.ManagedProcess]:
+    """One worker process per pool and region, standing in for the pool's Deployment,
+    which runs on simulated nodes. Each image costs the local provider a while, as a real
+    model would, so that a batch lasts long enough for the autoscaler to react."""
     workers = []
-    for region, flag, value in sorted(pools):
-        argv = [sys.executable, "-m", "imagegen", "worker", "--region", region, flag, value]
-        argv += ["--redis-url", running.redis_urls[region], "--storage-dir", str(out)]
-        argv += ["--concurrency", "4", "--port", "0"]
+    for each in pools:
+        argv = [sys.executable, "-m", "imagegen", "worker", "--region", each.region]
+        argv += [*each.worker_flags, "--redis-url", running.redis_urls[each.region]]
+        argv += ["--storage-dir", str(out), "--concurrency", "4", "--port", "0"]
+        argv += ["--simulated-cost-seconds", str(_IMAGE_COST_SECONDS)]
         workers.append(
             process.spawn(
-                name=f"worker-{region}-{value}",
+                name=f"worker-{each.region}-{each.queue_pool}",
                 argv=argv,
-                log_path=running.workdir / "workers" / f"{region}-{value}.log",
+                log_path=running.workdir / "workers" / f"{each.region}-{each.queue_pool}.log",
             )
         )
     print(f"{len(workers)} worker process(es) for {len(pools)} pool(s)")
     return workers
+
+
+def _start_load_models(*, running: Running, pools: list[_Pool]) -> list[process.ManagedProcess]:
+    """SIMULATION, one per region: each pool's queue sets its pods' simulated CPU, which
+    the metrics API reports and the real HPA controller scales on."""
+    models = []
+    for region, regional in running.clusters.regions.items():
+        here = [each for each in pools if each.region == region]
+        targets = [f"{each.queue_pool}={each.deployment}" for each in here]
+        if not targets:
+            continue
+        argv = [sys.executable, "-m", "imagegen.sim", "--kubeconfig", str(regional.kubeconfig)]
+        argv += ["--redis-url", running.redis_urls[region], "--noise", "0.05"]
+        argv += [arg for target in targets for arg in ("--target", target)]
+        models.append(
+            process.spawn(
+                name=f"load-model-{region}",
+                argv=argv,
+                log_path=running.workdir / "load-models" / f"{region}.log",
+            )
+        )
+    return models
 
 
 def _wait_tenants_observed(
@@ -216,24 +279,63 @@ def _wait_tenants_observed(
         time.sleep(0.5)
 
 
-def _follow(*, client: lightkube.Client, name: str, namespace: str) -> dict[str, Any]:
-    """Draw a progress bar in place until the batch ends; return its last status."""
+def _follow(
+    *, client: lightkube.Client, name: str, namespace: str, view: Callable[[], str]
+) -> dict[str, Any]:
+    """Print, every few seconds until the batch ends, a line of its progress and of its
+    tenant's worker pools in every region; return the batch's last status."""
+    began = time.monotonic()
+    shown_at = -_VIEW_EVERY_SECONDS
     status: dict[str, Any] = {}
     while status.get("phase") not in _TERMINAL:
         time.sleep(0.5)
         obj = _as_dict(client.get(resources.ImageBatch, name, namespace=namespace))
         status = obj.get("status") or {}
+        elapsed = time.monotonic() - began
+        if elapsed - shown_at < _VIEW_EVERY_SECONDS and status.get("phase") not in _TERMINAL:
+            continue
+        shown_at = elapsed
         counts = status.get("counts") or {}
         total = counts.get("total") or len(obj["spec"]["items"])
         done = counts.get("succeeded", 0) + counts.get("failed", 0)
-        bar = "#" * (30 * done // max(total, 1))
         print(
-            f"\r[{bar:<30}] {done:>3}/{total} {status.get('phase', 'Pending'):<18}"
-            f" {status.get('region') or ''}",
-            end="",
+            f"{elapsed:5.0f}s {done:>3}/{total} {status.get('phase', 'Pending'):<9} {view()}",
             flush=True,
         )
     return status
+
+
+@contextlib.contextmanager
+def _region_clients(running: Running) -> Iterator[dict[str, lightkube.Client]]:
+    """An admin client of every regional cluster, closed on exit."""
+    with contextlib.ExitStack() as stack_of_clients:
+        yield {
+            name: stack_of_clients.enter_context(
+                resources.client_from_kubeconfig(path=regional.kubeconfig)
+            )
+            for name, regional in running.clusters.regions.items()
+        }
+
+
+def _pool_view(
+    *, regional: dict[str, lightkube.Client], tenant_obj: dict[str, Any]
+) -> Callable[[], str]:
+    """A function drawing the tenant's pool in each of its regions as one line."""
+    spec = tenant_obj["spec"]
+    shared = spec.get("workers", {}).get("pool") == "shared"
+    name = (
+        pool.SHARED_POOL if shared else f"{pool.DEDICATED_PREFIX}{tenant_obj['metadata']['name']}"
+    )
+
+    def view() -> str:
+        states = [
+            poolview.read(regional[region], region=region, name=name, namespace=_WORKERS)
+            for region in spec["regions"]
+            if region in regional
+        ]
+        return poolview.line([state for state in states if state is not None])
+
+    return view
 
 
 def _print_access(running: Running) -> None:
@@ -247,7 +349,7 @@ def _print_access(running: Running) -> None:
         first_region = next(iter(running.clusters.regions.values()))
         pools = subprocess.run(
             [kubectl, "--kubeconfig", str(first_region.kubeconfig), "get", "deploy,hpa,pdb",
-             "-n", "imagegen-workers"],
+             "-n", _WORKERS],
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         print(f"worker pools in {first_region.name}:\n{pools.stdout or pools.stderr}")

@@ -19,6 +19,10 @@ ImageBatch = generic_resource.create_namespaced_resource(
 )
 
 
+def _timeout(*, request_seconds: float, connect_seconds: float) -> httpx2.Timeout:
+    return httpx2.Timeout(request_seconds, connect=connect_seconds)
+
+
 def client_from_kubeconfig(
     *,
     path: pathlib.Path,
@@ -29,8 +33,27 @@ def client_from_kubeconfig(
     timeouts (never the library default) and our field manager for server-side apply."""
     return lightkube.Client(
         config=lightkube.KubeConfig.from_file(path),
-        timeout=httpx2.Timeout(request_timeout_seconds, connect=connect_timeout_seconds),
+        timeout=_timeout(
+            request_seconds=request_timeout_seconds, connect_seconds=connect_timeout_seconds
+        ),
         field_manager=meta.FIELD_MANAGER,
         # A kubeconfig names its server; an ambient HTTPS_PROXY must not reroute it.
+        trust_env=False,
+    )
+
+
+def async_client_from_kubeconfig(
+    *,
+    path: pathlib.Path,
+    request_timeout_seconds: float = 15.0,
+    connect_timeout_seconds: float = 5.0,
+) -> lightkube.AsyncClient:
+    """The asynchronous twin of client_from_kubeconfig, with the same settings."""
+    return lightkube.AsyncClient(
+        config=lightkube.KubeConfig.from_file(path),
+        timeout=_timeout(
+            request_seconds=request_timeout_seconds, connect_seconds=connect_timeout_seconds
+        ),
+        field_manager=meta.FIELD_MANAGER,
         trust_env=False,
     )

@@ -18,15 +18,6 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
 
 
-# The HPA controller syncs every 5 s instead of 15 s, so autoscaling tests take seconds.
-REGION_OPTIONS = cluster.ClusterOptions(
-    scheduler=True,
-    nodes=2,
-    metrics=True,
-    controller_manager_flags=["--horizontal-pod-autoscaler-sync-period=5s"],
-)
-
-
 @pytest.fixture(scope="session")
 def binaries() -> dict[str, pathlib.Path]:
     """The control-plane binaries; `make test` builds them before pytest starts."""
@@ -42,7 +33,7 @@ def local_stack(
     started = stack.start(
         workdir=tmp_path_factory.mktemp("stack"),
         binaries=binaries,
-        region_options=REGION_OPTIONS,
+        region_options=stack.SCALING_REGION,
     )
     yield started
     started.stop()
@@ -129,6 +120,9 @@ def operator_setup(
         config_overrides={
             "driftCheckSeconds": DRIFT_CHECK_SECONDS,
             "failoverAfterSeconds": FAILOVER_AFTER_SECONDS,
+            # Test-only: a pool may drop to its minimum in one step once the Tenant's
+            # stabilisation window has passed (production: 20 % per minute).
+            "autoscaling": {"scaleDownPercentPerMinute": 100},
         },
     )
 

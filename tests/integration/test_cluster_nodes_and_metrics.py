@@ -6,19 +6,27 @@ from __future__ import annotations
 import decimal
 import json
 import pathlib
+import sys
 import uuid
 from collections.abc import Iterator
 
 import lightkube
 import pytest
+import redis.asyncio as aioredis
 from lightkube.models import apps_v1, autoscaling_v2, core_v1, meta_v1
 from lightkube.resources import apps_v1 as apps
 from lightkube.resources import core_v1 as core
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler as Hpa
 
 from imagegen import resources
-from imagegen.localcluster import addons, cluster, process
+from imagegen.localcluster import addons, cluster, process, redis
+from imagegen.queue import core as queue_core
+from imagegen.queue import model
+from imagegen.sim import load
 from tests.integration import waiting
+from tests.integration.conftest import SCRATCH_DB
+
+pytestmark = pytest.mark.autoscale
 
 REGION = "us-east"
 APP = "probe"
@@ -223,6 +231,52 @@ def hpa_story(client: lightkube.Client, *, namespace: str) -> str:
     for event in client.list(core.Event, namespace=namespace, fields={"involvedObject.name": APP}):
         lines.append(f"event {event.type} {event.reason}: {event.message}")
     return "\n".join(lines)
+
+
+async def test_the_load_model_process_sets_each_pods_cpu_from_its_pools_queue(
+    client: lightkube.Client,
+    region: cluster.LocalCluster,
+    namespace: str,
+    scratch_redis: aioredis.Redis,
+    redis_server: redis.LocalRedis,
+    tmp_path: pathlib.Path,
+) -> None:
+    client.create(deployment(namespace=namespace))
+    running_pods(client, namespace=namespace, count=REPLICAS)
+    queue = queue_core.Queue(redis=scratch_redis, pool="dedicated-probe")
+    batch = model.BatchRef(uid="batch-1", tenant="probe", tier="priority", priority="normal")
+    work = [model.ItemSpec(id=f"img-{n}", payload={"prompt": "a kiln"}) for n in range(6)]
+    await queue.enqueue_batch(batch=batch, items=work)
+    argv = [sys.executable, "-m", "imagegen.sim", "--kubeconfig", str(region.kubeconfig)]
+    argv += ["--redis-url", f"redis://127.0.0.1:{redis_server.port}/{SCRATCH_DB}"]
+    argv += ["--namespace", namespace, "--target", f"dedicated-probe={APP}", "--interval", "0.5"]
+    model_process = process.spawn(name="load-model", argv=argv, log_path=tmp_path / "sim.log")
+    try:
+        # 6 queued items on 3 pods of 4 slots: half the pool's capacity, so each pod reports
+        # its idle 10m plus half its 500m request.
+        cpu_of_three = load.pod_cpu_millicores(
+            queued=6, in_flight=0, replicas=3, shape=load.PodShape()
+        )
+        assert cpu_of_three == 260
+        annotated(client, namespace=namespace, count=3, value="260m")
+
+        client.patch(apps.Deployment, APP, {"spec": {"replicas": 6}}, namespace=namespace)
+        # The new pods are found and every pod's share halves: 10m + 125m.
+        annotated(client, namespace=namespace, count=6, value="135m")
+    finally:
+        model_process.stop()
+    assert "Traceback" not in model_process.log_tail(lines=200)
+
+
+def annotated(client: lightkube.Client, *, namespace: str, count: int, value: str) -> None:
+    """Wait until `count` pods carry usage-cpu `value`."""
+
+    def probe() -> bool:
+        pods = running_pods(client, namespace=namespace, count=count)
+        values = {(p.metadata.annotations or {}).get(addons.USAGE_CPU_ANNOTATION) for p in pods}  # type: ignore[union-attr]
+        return len(pods) == count and values == {value}
+
+    waiting.until(probe, timeout=60, interval=0.5, what=f"{count} pods at {value}")
 
 
 def test_nodes_without_the_scheduler_are_refused() -> None:

@@ -12,6 +12,18 @@ from imagegen.localcluster import cluster
 MANAGEMENT = "management"
 DEFAULT_REGIONS = ("us-east", "eu-west", "asia-pacific")
 
+HPA_SYNC_SECONDS = 5
+"""The local stack's HPA sync period: 5 s instead of the 15 s default (local stacks and
+tests only), so that scaling shows within seconds."""
+SCALING_REGION = cluster.ClusterOptions(
+    scheduler=True,
+    nodes=2,
+    metrics=True,
+    controller_manager_flags=[f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_SECONDS}s"],
+)
+"""A region whose worker pods run on simulated nodes and are measured by the metrics API,
+so the real HPA controller scales its pools."""
+
 
 @dataclasses.dataclass(kw_only=True)
 class LocalStack:
