@@ -1,0 +1,16 @@
+"""Every Prometheus metric of imagegen, defined once, and what is built from them.
+
+Modules, imported as modules (`from imagegen.metrics import operator`):
+
+- `labels`: the bounded label names a metric may carry, and the check that none other is.
+- `operator`, `worker`, `gateway`: one registry per process with its metrics. A process
+  serves its own registry only, so a worker's scrape never lists operator series.
+- `books`: collectors that turn what the operator knows (batches, queue samples) into
+  gauges at scrape time, so a scrape never reads a half-updated set.
+- `serve`: the operator's /metrics HTTP server, from a `--metrics` URL.
+- `alerts`, `dashboard`, `files`: the alert rules and the Grafana dashboard, each from one
+  Python source, rendered to the files under manifests/monitoring/.
+
+Labels are bounded: tenant, region, tier, provider, phase, route, code, reason, kind, lane.
+Never a batch id, item id, prompt, key or URL.
+"""
