@@ -17,7 +17,7 @@ from imagegen.api import crd, operatorconfig, tenant
 from imagegen.cli import workercmd
 from imagegen.controller import runtime, settings
 from imagegen.localcluster import build
-from imagegen.metrics import serve
+from imagegen.metrics import files, serve
 from imagegen.render import output, pool
 
 _Loaded = TypeVar("_Loaded")
@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="write the CRDs generated from the API types")
     crds.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("crds"))
     crds.set_defaults(run=_run_crds)
+
+    monitoring = commands.add_parser(
+        "monitoring", help="write the alert rules and the Grafana dashboard from their source"
+    )
+    monitoring.add_argument(
+        "--output-dir", type=pathlib.Path, default=pathlib.Path("manifests/monitoring")
+    )
+    monitoring.set_defaults(run=_run_monitoring)
 
     controlplane = commands.add_parser(
         "controlplane", help="build the local control-plane binaries (cached by go.sum)"
@@ -158,6 +166,12 @@ def _run_operator(args: argparse.Namespace) -> int:
 
 def _run_crds(args: argparse.Namespace) -> int:
     for path in crd.write(directory=args.output_dir):
+        print(path)
+    return 0
+
+
+def _run_monitoring(args: argparse.Namespace) -> int:
+    for path in files.write(directory=args.output_dir):
         print(path)
     return 0
 
