@@ -112,11 +112,13 @@ def batch_status(*, batch: imagebatch.ImageBatch, status: imagebatch.ImageBatchS
     """The batch's phase and deadline as just written (or read on resume)."""
     if batch.metadata.uid is None:
         return
-    known = batch.spec.tenant in TENANTS
+    # Admission rejects a batch whose Tenant does not exist; any other batch names a real
+    # one, even before this process has reconciled it (a restart).
+    real = batch.spec.tenant in TENANTS or status.phase != "Rejected"
     metrics.BATCHES.record(
         uid=batch.metadata.uid,
         entry=books.BatchEntry(
-            tenant=batch.spec.tenant if known else labels.UNKNOWN_TENANT,
+            tenant=batch.spec.tenant if real else labels.UNKNOWN_TENANT,
             tier=tier_of(batch.spec.tenant),
             phase=status.phase or "Pending",
             deadline=status.deadline.timestamp() if status.deadline else None,

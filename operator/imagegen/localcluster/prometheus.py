@@ -21,8 +21,9 @@ import yaml
 
 from imagegen.localcluster import process
 
-SCRAPE_SECONDS = 1
-"""Scrape and rule-evaluation interval: seconds, so a test sees a batch's whole story."""
+SCRAPE_SECONDS = 2
+"""Scrape and rule-evaluation interval: seconds, so a test sees a batch's whole story;
+not one, so a scrape of a busy operator on a loaded machine has time to answer."""
 REQUEST_SECONDS = 10.0
 """Bound on one HTTP API call."""
 START_SECONDS = 60.0
