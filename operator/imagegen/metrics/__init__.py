@@ -7,6 +7,7 @@ Modules, imported as modules (`from imagegen.metrics import operator`):
   serves its own registry only, so a worker's scrape never lists operator series.
 - `books`: collectors that turn what the operator knows (batches, queue samples) into
   gauges at scrape time, so a scrape never reads a half-updated set.
+- `registries`: a registry per process, with the client's process metrics.
 - `serve`: the operator's /metrics HTTP server, from a `--metrics` URL.
 - `alerts`, `dashboard`, `files`: the alert rules and the Grafana dashboard, each from one
   Python source, rendered to the files under manifests/monitoring/.

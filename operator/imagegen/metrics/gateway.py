@@ -6,18 +6,11 @@ increments them and serves `REGISTRY`.
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import Counter, Gauge, Histogram
 
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-PlatformCollector(registry=REGISTRY)
+from imagegen.metrics import registries
+
+REGISTRY = registries.for_process()
 
 REQUESTS = Counter(
     "imagegen_gateway_requests_total",

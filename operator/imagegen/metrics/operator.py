@@ -7,20 +7,11 @@ per tenant, lane and region are sampled from each region's Redis by the operator
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import Counter, Gauge, Histogram
 
-from imagegen.metrics import books
+from imagegen.metrics import books, registries
 
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-PlatformCollector(registry=REGISTRY)
+REGISTRY = registries.for_process()
 
 RECONCILE_SECONDS = Histogram(
     "imagegen_reconcile_duration_seconds",

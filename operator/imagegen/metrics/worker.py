@@ -6,17 +6,11 @@ and what became of each delivery.
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
+from prometheus_client import Counter, Histogram
 
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)
-PlatformCollector(registry=REGISTRY)
+from imagegen.metrics import registries
+
+REGISTRY = registries.for_process()
 
 DELIVERIES = Counter(
     "imagegen_worker_deliveries_total",
