@@ -30,7 +30,9 @@ from tests.integration import operatorproc, waiting, workerproc
 from tests.integration.tenantworld import World, unique_name
 
 REGION = "us-east"
-ITEMS = 12
+ITEMS = 24
+COST_SECONDS = "0.5"
+"""Each image takes this long on top of drawing it, so a batch spans several scrapes."""
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -117,9 +119,19 @@ def run(
                 log_format="json",
             )  # fmt: skip
             pools.append(pool)
-            started.append(asyncio.run(pool.start("--concurrency", "4")))
+            started.append(
+                asyncio.run(
+                    pool.start("--concurrency", "4", "--simulated-cost-seconds", COST_SECONDS)
+                )
+            )
         server.set_targets(
             job="imagegen-worker", targets=[f"127.0.0.1:{worker.port}" for worker in started]
+        )
+        # Batches go in once Prometheus scrapes both workers, so it sees their counts rise.
+        waiting.until(
+            lambda: len(server.query("imagegen_worker_images_generated_total == 0")) == 2,
+            timeout=60,
+            what="Prometheus to scrape both workers",
         )
         correlation_id = f"req-{uuid.uuid4().hex[:12]}"
         names = {
@@ -130,17 +142,8 @@ def run(
             tenant: str(wait_succeeded(world, tenant, name)["metadata"]["uid"])
             for tenant, name in names.items()
         }
-        # Prometheus has seen the whole story once both tenants' SLA counters are in.
         waiting.until(
-            lambda: (
-                len(server.query("sum by (tenant) (imagegen_batches_sla_met_total)")) >= 2
-                and all(
-                    float(sample["value"][1]) == ITEMS
-                    for sample in server.query(
-                        "sum by (tenant) (imagegen_worker_images_generated_total)"
-                    )
-                )
-            ),
+            lambda: seen_whole_story(server),
             timeout=60,
             what="Prometheus to scrape both tenants' finished batches",
         )
@@ -161,6 +164,17 @@ def run(
         for pool in pools:
             pool.stop_all()
         server.stop()
+
+
+def seen_whole_story(server: prometheus.LocalPrometheus) -> bool:
+    """Both tenants' SLA counters are in, and each worker's final count was scraped twice
+    (a rate needs two samples)."""
+    finished = server.query(
+        f"count_over_time((sum by (tenant) (imagegen_worker_images_generated_total) == {ITEMS})"
+        f"[1m:{prometheus.SCRAPE_SECONDS}s]) >= 2"
+    )
+    met = server.query("sum by (tenant) (imagegen_batches_sla_met_total)")
+    return len(finished) == 2 and len(met) == 2
 
 
 def dashboard_queries() -> list[tuple[dashboard.Panel, str]]:
@@ -201,6 +215,13 @@ def test_core_panels_show_both_tenants_and_nothing_of_the_other(
             mine = run.server.query(with_variables(expr, tenant=tenant))
             assert mine, f"{expr} shows nothing for {tenant}"
             assert {s["metric"].get("tenant") for s in mine} == {tenant}, expr
+
+
+def test_throughput_shows_each_tenants_images_made_during_the_run(run: Run) -> None:
+    made = run.server.query(
+        "sum by (tenant) (increase(imagegen_worker_images_generated_total[5m]))"
+    )
+    assert {s["metric"]["tenant"] for s in made if float(s["value"][1]) > 0} == set(run.tenants)
 
 
 def test_the_operator_counts_each_tenants_admitted_and_sla_met_batch(run: Run) -> None:

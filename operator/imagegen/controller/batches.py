@@ -88,11 +88,12 @@ def correlation_id(body: Mapping[str, Any]) -> str | None:
 
 
 def logged(body: Mapping[str, Any]) -> contextlib.AbstractContextManager[None]:
-    """Bind the batch's tenant, name, region and correlation id to the lines logged."""
+    """Bind the batch's tenant, uid, region and correlation id to the lines logged (the
+    uid, as the worker knows the batch by nothing else)."""
     metadata = body.get("metadata") or {}
     return logs.bound(
         tenant=(body.get("spec") or {}).get("tenant"),
-        batch=f"{metadata.get('namespace')}/{metadata.get('name')}",
+        batch=metadata.get("uid"),
         region=(body.get("status") or {}).get("region"),
         correlation_id=correlation_id(body),
     )

@@ -40,6 +40,9 @@ class TenantFacts:
     regions: tuple[str, ...]
 
 
+TENANT_COUNTERS = (metrics.BATCHES_ADMITTED, metrics.SLA_MET, metrics.SLA_MISSED)
+"""Per-tenant counters labelled (tenant, tier), shown from the Tenant's first reconcile."""
+
 TENANTS: dict[str, TenantFacts] = {}
 """Tenants by name, as last reconciled; the sampler and the batch book read it."""
 
@@ -52,9 +55,17 @@ def tenant_seen(obj: tenant.Tenant) -> None:
         if obj.spec.workers.pool == "shared"
         else keys.dedicated(tenant=obj.metadata.name)
     )
+    before = TENANTS.get(obj.metadata.name)
     TENANTS[obj.metadata.name] = TenantFacts(
         tier=obj.spec.tier, pool=pool, regions=tuple(obj.spec.regions)
     )
+    if before is None or before.tier != obj.spec.tier:
+        if before is not None:
+            _forget_counters(name=obj.metadata.name, tier=before.tier)
+        # At zero from the start: "no batch missed" is a 0, not a gap, and the first
+        # increase shows as one.
+        for counter in TENANT_COUNTERS:
+            counter.labels(tenant=obj.metadata.name, tier=obj.spec.tier)
 
 
 def tenant_gone(*, name: str, regions_left: list[str]) -> None:
@@ -64,6 +75,13 @@ def tenant_gone(*, name: str, regions_left: list[str]) -> None:
     facts = TENANTS.get(name)
     if facts is not None and set(facts.regions) <= set(regions_left):
         TENANTS.pop(name, None)
+        _forget_counters(name=name, tier=facts.tier)
+
+
+def _forget_counters(*, name: str, tier: str) -> None:
+    for counter in TENANT_COUNTERS:
+        with contextlib.suppress(KeyError):
+            counter.remove(name, tier)
 
 
 @contextlib.contextmanager

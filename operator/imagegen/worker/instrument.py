@@ -5,8 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from imagegen.metrics import worker as metrics
-from imagegen.queue import model
+from imagegen.queue import keys, model
 from imagegen.worker.providers import chain
+
+
+def started(*, pool: str, region: str, providers: Sequence[str]) -> None:
+    """Show a dedicated pool's counters at zero from the start, so the first images
+    already make a rate; a shared pool learns its tenants from the items."""
+    if not pool.startswith(keys.DEDICATED_PREFIX):
+        return
+    tenant = pool.removeprefix(keys.DEDICATED_PREFIX)
+    for provider in providers:
+        metrics.IMAGES_GENERATED.labels(tenant=tenant, region=region, provider=provider)
+    for phase in ("succeeded", "failed", "requeued"):
+        metrics.DELIVERIES.labels(tenant=tenant, region=region, phase=phase)
 
 
 def leased(*, lease: model.Lease, region: str) -> None:

@@ -131,6 +131,7 @@ async def run(*, settings: WorkerSettings, stop: asyncio.Event) -> None:
             region=settings.region,
         )
         worker = Worker(queue=queue, runner=runner, client=client, settings=settings)
+        instrument.started(pool=settings.pool, region=settings.region, providers=settings.providers)
         async with health.serving(
             probes=worker, host=settings.host, port=settings.port, registry=metrics.REGISTRY
         ):
