@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import datetime
 import logging
@@ -23,10 +22,11 @@ import kopf
 import lightkube
 from lightkube.types import PatchType
 
-from imagegen import logs, regions, resources
+from imagegen import regions, resources
 from imagegen.api import imagebatch, meta, tenant
 from imagegen.controller import (
     admission,
+    batchlogs,
     batchstatus,
     bodies,
     conditions,
@@ -64,39 +64,19 @@ def register(*, registry: kopf.OperatorRegistry, context: Context) -> None:
     @kopf.on.resume(*resource, registry=registry)
     @kopf.on.create(*resource, registry=registry)
     async def admit_batch(body: kopf.Body, **_: Any) -> None:
-        with logged(body), observe.handling(KIND):
+        with batchlogs.bound(body), observe.handling(KIND):
             await admit_and_dispatch(context=context, body=body)
 
     @kopf.daemon(*resource, registry=registry, cancellation_timeout=10)
     async def follow_batch(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        with logged(body):
+        with batchlogs.bound(body):
             await follow(context=context, body=body, stopped=stopped)
 
     @kopf.on.delete(*resource, registry=registry)
     async def remove_batch(body: kopf.Body, **_: Any) -> None:
-        with logged(body), observe.handling(KIND):
+        with batchlogs.bound(body), observe.handling(KIND):
             await cancel_in_queue(context=context, body=body)
         observe.batch_gone(uid=body.metadata.uid)
-
-
-def correlation_id(body: Mapping[str, Any]) -> str | None:
-    """The batch's correlation id: its annotation (the gateway's request id), else its uid."""
-    metadata = body.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    found: str | None = annotations.get(meta.CORRELATION_ANNOTATION) or metadata.get("uid")
-    return found
-
-
-def logged(body: Mapping[str, Any]) -> contextlib.AbstractContextManager[None]:
-    """Bind the batch's tenant, uid, region and correlation id to the lines logged (the
-    uid, as the worker knows the batch by nothing else)."""
-    metadata = body.get("metadata") or {}
-    return logs.bound(
-        tenant=(body.get("spec") or {}).get("tenant"),
-        batch=metadata.get("uid"),
-        region=(body.get("status") or {}).get("region"),
-        correlation_id=correlation_id(body),
-    )
 
 
 async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
@@ -127,7 +107,7 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
             batch=batch,
             owner=owner,
             items=_unfinished(batch=batch, status=status),
-            correlation_id=correlation_id(body),
+            correlation_id=batchlogs.correlation_id(body),
         )
     except regions.UNREACHABLE_ERRORS as error:
         # An outage, not a bug: retried without a traceback; the daemon fails over if it lasts.
@@ -265,7 +245,7 @@ async def _fail_over(
         batch=batch,
         owner=owner,
         items=unfinished,
-        correlation_id=correlation_id(body),
+        correlation_id=batchlogs.correlation_id(body),
     )
     observe.batch_failed_over(tenant_name=batch.spec.tenant, away_from=away_from)
     kopf.warn(body, reason="FailedOver", message=message)
