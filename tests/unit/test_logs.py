@@ -78,3 +78,18 @@ def test_an_unknown_field_names_itself() -> None:
 def test_an_unknown_format_names_the_option() -> None:
     with pytest.raises(ValueError, match="--log-format"):
         logs.configure(format="xml", verbose=False)  # type: ignore[arg-type]
+
+
+def test_a_text_line_ends_with_the_bound_fields() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure(format="text", verbose=False)
+        root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+        with logs.bound(tenant="acme", correlation_id="req-7"):
+            logging.getLogger("t").info("dispatched")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    assert stream.getvalue().rstrip().endswith("t: dispatched tenant=acme correlation_id=req-7")

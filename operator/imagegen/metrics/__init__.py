@@ -8,7 +8,8 @@ Modules, imported as modules (`from imagegen.metrics import operator`):
 - `books`: collectors that turn what the operator knows (batches, queue samples) into
   gauges at scrape time, so a scrape never reads a half-updated set.
 - `registries`: a registry per process, with the client's process metrics.
-- `serve`: the operator's /metrics HTTP server, from a `--metrics` URL.
+- `serve`: /metrics over HTTP: the operator's server (its `--metrics` URL), and the
+  handler the worker adds to its probe server.
 - `alerts`, `dashboard`, `files`: the alert rules and the Grafana dashboard, each from one
   Python source, rendered to the files under manifests/monitoring/.
 
