@@ -9,7 +9,8 @@ export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo dev lint unit integration test-autoscale bench-autoscale crds manifests-check controlplane redis-server clean
+.PHONY: test demo dev lint unit integration test-autoscale bench-autoscale crds monitoring \
+	test-alerts manifests-check controlplane redis-server clean
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
@@ -44,6 +45,13 @@ bench-autoscale: $(BIN)/.installed controlplane
 
 crds: $(BIN)/.installed
 	$(BIN)/imagegen crds --output-dir crds
+
+monitoring: $(BIN)/.installed
+	$(BIN)/imagegen monitoring --output-dir manifests/monitoring
+
+# promtool alone: the alert rules' unit tests and checks (no cluster needed).
+test-alerts: $(BIN)/.installed controlplane
+	$(BIN)/pytest -m alerts
 
 controlplane: $(BIN)/.installed
 	$(BIN)/imagegen controlplane

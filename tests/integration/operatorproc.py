@@ -22,15 +22,21 @@ class OperatorProcess:
     log_path: pathlib.Path
     child: subprocess.Popen[bytes] | None = None
     port: int = 0
+    metrics_port: int = 0
+    log_format: str = "json"
+    """JSON lines, as in production log pipelines; tests read them with `log_lines`."""
 
     def start(self) -> None:
         """Start the operator and wait until its liveness probe answers."""
         self.port = process.free_port()
+        # A free port each start: the default 9090 would collide with any other operator.
+        self.metrics_port = process.free_port()
         argv = [
-            sys.executable, "-m", "imagegen", "operator",
+            sys.executable, "-m", "imagegen", "--log-format", self.log_format, "operator",
             "--config", str(self.setup.config_path),
             "--kubeconfig", str(self.setup.kubeconfig),
             "--liveness", f"http://127.0.0.1:{self.port}/healthz",
+            "--metrics", f"http://127.0.0.1:{self.metrics_port}/metrics",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -45,6 +51,11 @@ class OperatorProcess:
             except OSError:
                 time.sleep(0.2)
         raise AssertionError(f"operator not live within 60s:\n{self.log()[-3000:]}")
+
+    @property
+    def metrics_address(self) -> str:
+        """host:port of its /metrics, as Prometheus targets are written."""
+        return f"127.0.0.1:{self.metrics_port}"
 
     @property
     def liveness_url(self) -> str:

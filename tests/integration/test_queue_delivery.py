@@ -375,3 +375,21 @@ async def test_in_flight_counts_the_items_leased_and_not_yet_finished(queue: cor
     assert await queue.in_flight() == 2
     await queue.complete(lease=first, result={"uri": "file:///a.png"})
     assert await queue.in_flight() == 1
+
+
+async def test_a_redelivery_says_why_the_previous_lease_ended(
+    queue: core.Queue, clock: Clock
+) -> None:
+    await enqueue(queue, "a", "b")
+    first = await lease(queue)
+    assert first.previous_error is None
+    clock.now += LEASE_SECONDS
+    expired_again = await lease(queue)
+    assert (expired_again.item_id, expired_again.previous_error) == (first.item_id, model.EXPIRED)
+    assert await queue.fail(lease=expired_again, error="provider busy", retryable=True) == (
+        "requeued"
+    )
+    retried = await lease(queue)
+    assert (retried.item_id, retried.attempt, retried.previous_error) == (
+        first.item_id, 3, "provider busy",
+    )  # fmt: skip

@@ -70,6 +70,7 @@ class Workers:
     logs: pathlib.Path
     tenant: str = "acme"
     region: str = "us-east"
+    log_format: str = "text"
     started: list[WorkerProcess] = dataclasses.field(default_factory=list)
 
     async def start(
@@ -79,7 +80,7 @@ class Workers:
         says 200 (or, when not `ready`, until /healthz does)."""
         port = process.free_port()
         argv: Sequence[str] = [
-            sys.executable, "-m", "imagegen", "-v", "worker",
+            sys.executable, "-m", "imagegen", "-v", "--log-format", self.log_format, "worker",
             "--region", self.region, "--tenant", self.tenant,
             "--redis-url", self.redis_url,
             "--storage-dir", str(self.storage),

@@ -150,3 +150,15 @@ def test_an_item_asking_for_a_provider_the_tenant_lacks_is_refused() -> None:
 
     with pytest.raises(ValueError, match=r"payload\.provider: 'local' is not one of"):
         payload.WorkItem.for_item(item=item, defaults=imagebatch.Defaults(), providers=["openai"])
+
+
+def test_the_correlation_id_rides_along_and_may_be_absent() -> None:
+    work = payload.WorkItem(
+        prompt="p", width=8, height=8, providers=("local",), correlation_id="r-1"
+    )
+    assert work.to_json()["correlationId"] == "r-1"
+    assert payload.WorkItem.from_json(work.to_json()) == work
+    plain = payload.WorkItem(prompt="p", width=8, height=8, providers=("local",))
+    assert "correlationId" not in plain.to_json()
+    with pytest.raises(ValueError, match=r"payload\.correlationId"):
+        payload.WorkItem.from_json({**plain.to_json(), "correlationId": 7})

@@ -14,6 +14,10 @@ VERSION: Final = "v1alpha1"
 ApiVersion = Literal["imagegen.semantest.io/v1alpha1"]
 API_VERSION: Final[ApiVersion] = "imagegen.semantest.io/v1alpha1"
 
+CORRELATION_ANNOTATION: Final = f"{GROUP}/correlation-id"
+"""Annotation of an ImageBatch with the id that its logs carry from the gateway's request
+to the worker; the gateway sets it, and without it the operator uses the batch uid."""
+
 FIELD_MANAGER: Final = "imagegen-operator"
 """The server-side-apply field manager of everything the operator writes."""
 

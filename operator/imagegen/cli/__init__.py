@@ -12,11 +12,12 @@ from typing import TypeVar
 import pydantic
 import yaml
 
-from imagegen import devstack
+from imagegen import devstack, logs
 from imagegen.api import crd, operatorconfig, tenant
 from imagegen.cli import workercmd
 from imagegen.controller import runtime, settings
 from imagegen.localcluster import build
+from imagegen.metrics import files, serve
 from imagegen.render import output, pool
 
 _Loaded = TypeVar("_Loaded")
@@ -26,10 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one subcommand; return the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(format=args.log_format, verbose=args.verbose)
     # httpx logs every request at INFO; one line per API call drowns what matters.
     logging.getLogger("httpx2").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     code: int = args.run(args)
@@ -41,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="imagegen", description="Multi-tenant batch image generation on Kubernetes."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="text for people, json (one object a line, with tenant, batch, region and"
+        " correlation id) for log pipelines (default: %(default)s)",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     operator = commands.add_parser("operator", help="run the Kubernetes operator")
@@ -60,11 +65,24 @@ def _parser() -> argparse.ArgumentParser:
         default="http://0.0.0.0:8080/healthz",
         help="liveness endpoint URL; 'off' disables it (default: %(default)s)",
     )
+    operator.add_argument(
+        "--metrics",
+        default="http://0.0.0.0:9090/metrics",
+        help="Prometheus /metrics endpoint URL; 'off' disables it (default: %(default)s)",
+    )
     operator.set_defaults(run=_run_operator)
 
     crds = commands.add_parser("crds", help="write the CRDs generated from the API types")
     crds.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("crds"))
     crds.set_defaults(run=_run_crds)
+
+    monitoring = commands.add_parser(
+        "monitoring", help="write the alert rules and the Grafana dashboard from their source"
+    )
+    monitoring.add_argument(
+        "--output-dir", type=pathlib.Path, default=pathlib.Path("manifests/monitoring")
+    )
+    monitoring.set_defaults(run=_run_monitoring)
 
     controlplane = commands.add_parser(
         "controlplane", help="build the local control-plane binaries (cached by go.sum)"
@@ -134,13 +152,26 @@ def _run_operator(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 2
     liveness = None if args.liveness == "off" else args.liveness
-    options = settings.OperatorOptions(kubeconfig=args.kubeconfig, liveness_endpoint=liveness)
+    try:
+        metrics = None if args.metrics == "off" else serve.parse(args.metrics)
+    except ValueError as error:
+        print(f"imagegen operator: {error}", file=sys.stderr)
+        return 2
+    options = settings.OperatorOptions(
+        kubeconfig=args.kubeconfig, liveness_endpoint=liveness, metrics_endpoint=metrics
+    )
     runtime.main(options=options, config=config)
     return 0
 
 
 def _run_crds(args: argparse.Namespace) -> int:
     for path in crd.write(directory=args.output_dir):
+        print(path)
+    return 0
+
+
+def _run_monitoring(args: argparse.Namespace) -> int:
+    for path in files.write(directory=args.output_dir):
         print(path)
     return 0
 

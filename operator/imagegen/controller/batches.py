@@ -24,11 +24,21 @@ from lightkube.types import PatchType
 
 from imagegen import regions, resources
 from imagegen.api import imagebatch, meta, tenant
-from imagegen.controller import admission, batchstatus, bodies, conditions, dispatch, pools
+from imagegen.controller import (
+    admission,
+    batchlogs,
+    batchstatus,
+    bodies,
+    conditions,
+    dispatch,
+    observe,
+    pools,
+)
 from imagegen.queue import core
 
 logger = logging.getLogger(__name__)
 
+KIND = "ImageBatch"
 FOLLOW_INTERVAL_SECONDS = 0.25
 """How often a running batch's progress is read from its region's Redis (one Lua call)."""
 
@@ -54,21 +64,26 @@ def register(*, registry: kopf.OperatorRegistry, context: Context) -> None:
     @kopf.on.resume(*resource, registry=registry)
     @kopf.on.create(*resource, registry=registry)
     async def admit_batch(body: kopf.Body, **_: Any) -> None:
-        await admit_and_dispatch(context=context, body=body)
+        with batchlogs.bound(body), observe.handling(KIND):
+            await admit_and_dispatch(context=context, body=body)
 
     @kopf.daemon(*resource, registry=registry, cancellation_timeout=10)
     async def follow_batch(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        await follow(context=context, body=body, stopped=stopped)
+        with batchlogs.bound(body):
+            await follow(context=context, body=body, stopped=stopped)
 
     @kopf.on.delete(*resource, registry=registry)
     async def remove_batch(body: kopf.Body, **_: Any) -> None:
-        await cancel_in_queue(context=context, body=body)
+        with batchlogs.bound(body), observe.handling(KIND):
+            await cancel_in_queue(context=context, body=body)
+        observe.batch_gone(uid=body.metadata.uid)
 
 
 async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
     """Admit a new batch and enqueue it; re-enqueue (a no-op) one already dispatched."""
     batch = imagebatch.ImageBatch.model_validate(bodies.plain(body))
     status = batch.status or imagebatch.ImageBatchStatus()
+    observe.batch_status(batch=batch, status=status)
     if status.phase in batchstatus.TERMINAL:
         return
     owner = await _tenant(context=context, name=batch.spec.tenant)
@@ -88,7 +103,11 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
         raise kopf.TemporaryError(f"region {status.region} is not in the registry", delay=30)
     try:
         added = await dispatch.enqueue(
-            region=region, batch=batch, owner=owner, items=_unfinished(batch=batch, status=status)
+            region=region,
+            batch=batch,
+            owner=owner,
+            items=_unfinished(batch=batch, status=status),
+            correlation_id=batchlogs.correlation_id(body),
         )
     except regions.UNREACHABLE_ERRORS as error:
         # An outage, not a bug: retried without a traceback; the daemon fails over if it lasts.
@@ -104,6 +123,8 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
         await _write(
             context, batch, status.model_copy(update={"phase": "Queued", "conditions": dispatched})
         )
+        observe.batch_dispatched(batch=batch, region=status.region, now=context.clock())
+        logger.info("batch dispatched: %d item(s) queued in region %s", added, status.region)
         kopf.info(
             body, reason="Dispatched", message=f"{added} item(s) queued in region {status.region}"
         )
@@ -162,6 +183,9 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
             seconds_since_write=time.monotonic() - written_at,
         ):
             await _write(context, batch, wanted)
+            if wanted.phase in batchstatus.TERMINAL:
+                observe.batch_finished(tenant_name=batch.spec.tenant, status=wanted)
+                logger.info("batch %s: %s", wanted.phase, wanted.progress)
             if wanted.phase != (written or status).phase:
                 kopf.info(
                     body,
@@ -216,7 +240,14 @@ async def _fail_over(
         }
     )
     await _write(context, batch, moved)
-    await dispatch.enqueue(region=target, batch=batch, owner=owner, items=unfinished)
+    await dispatch.enqueue(
+        region=target,
+        batch=batch,
+        owner=owner,
+        items=unfinished,
+        correlation_id=batchlogs.correlation_id(body),
+    )
+    observe.batch_failed_over(tenant_name=batch.spec.tenant, away_from=away_from)
     kopf.warn(body, reason="FailedOver", message=message)
     return moved
 
@@ -285,6 +316,7 @@ async def _choose_region(
         observed_generation=batch.metadata.generation,
     )
     await _write(context, batch, status)
+    observe.batch_admitted(tenant_name=batch.spec.tenant, tier=owner.spec.tier)
     return status
 
 
@@ -309,6 +341,7 @@ async def _reject(
         observed_generation=batch.metadata.generation,
     )
     await _write(context, batch, status)
+    observe.batch_rejected(tenant_name=batch.spec.tenant, reason=refusal.reason)
     kopf.warn(body, reason=refusal.reason, message=refusal.message)
 
 
@@ -349,3 +382,4 @@ async def _write(
         namespace=batch.metadata.namespace,
         patch_type=PatchType.MERGE,
     )
+    observe.batch_status(batch=batch, status=status)

@@ -82,9 +82,10 @@ async def enqueue(
     batch: imagebatch.ImageBatch,
     owner: tenant.Tenant,
     items: Sequence[imagebatch.Item] | None = None,
+    correlation_id: str | None = None,
 ) -> int:
     """Put the batch's items (or the given subset) in the region's queue; return how many
-    were new there."""
+    were new there. The correlation id rides in every item's payload to the worker."""
     assert batch.metadata.uid is not None
     queue = core.Queue(redis=region.redis, pool=pool_of(owner))
     reference = model.BatchRef(
@@ -94,18 +95,28 @@ async def enqueue(
         priority=batch.spec.priority,
     )
     specs = [
-        model.ItemSpec(id=item.id, payload=work_item(item=item, batch=batch, owner=owner).to_json())
+        model.ItemSpec(
+            id=item.id,
+            payload=work_item(
+                item=item, batch=batch, owner=owner, correlation_id=correlation_id
+            ).to_json(),
+        )
         for item in (batch.spec.items if items is None else items)
     ]
     return await queue.enqueue_batch(batch=reference, items=specs)
 
 
 def work_item(
-    *, item: imagebatch.Item, batch: imagebatch.ImageBatch, owner: tenant.Tenant
+    *,
+    item: imagebatch.Item,
+    batch: imagebatch.ImageBatch,
+    owner: tenant.Tenant,
+    correlation_id: str | None = None,
 ) -> payload.WorkItem:
     """What a worker needs for one item: the item with the batch's defaults filled in."""
     return payload.WorkItem.for_item(
         item=item,
         defaults=batch.spec.defaults,
         providers=[provider.name for provider in owner.spec.workers.providers],
+        correlation_id=correlation_id,
     )

@@ -10,13 +10,15 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import operatorconfig, tenant
-from imagegen.controller import livecache, pools
+from imagegen.controller import livecache, observe, pools
 from imagegen.render import labels, pool
 
 logger = logging.getLogger(__name__)
 
 UNREACHABLE = "RegionUnreachable"
 FAILED = "ReconcileFailed"
+KUBERNETES = "kubernetes"
+"""The `kind` label of the region's reachability through its Kubernetes API."""
 
 
 async def reconcile(
@@ -36,10 +38,15 @@ async def reconcile(
         applied = await pools.apply(region=region, cache=cache, manifests=manifests)
     except regions.UNREACHABLE_ERRORS as error:
         logger.warning("region %s unreachable: %s", region.name, error)
+        observe.region_answered(region=region.name, kind=KUBERNETES, reachable=False)
         return _failed(region.name, f"{UNREACHABLE}: {error}"), 0
     except lightkube.ApiError as error:
         logger.warning("region %s refused an object: %s", region.name, error.status.message)
+        observe.region_answered(region=region.name, kind=KUBERNETES, reachable=True)
         return _failed(region.name, f"{FAILED}: {error.status.message}"), 0
+    observe.region_answered(region=region.name, kind=KUBERNETES, reachable=True)
+    assert obj.metadata.name is not None
+    observe.pool_seen(tenant_name=obj.metadata.name, region=region.name, live=applied.live)
     return status_from_live(name=region.name, live=applied.live), applied.writes
 
 

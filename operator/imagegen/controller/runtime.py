@@ -14,7 +14,9 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import meta, operatorconfig
-from imagegen.controller import batches, livecache, login, settings, sweep, tenants
+from imagegen.controller import batches, livecache, login, observe, settings, sweep, tenants
+from imagegen.metrics import operator as metrics
+from imagegen.metrics import serve
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +68,11 @@ async def management_client(
 async def run(*, options: settings.OperatorOptions, config: operatorconfig.OperatorConfig) -> None:
     """Run the operator until SIGTERM or SIGINT; Kopf installs the signal handlers."""
     logger.info(
-        "imagegen operator starting (kubeconfig=%s, regions=%s, liveness=%s)",
+        "imagegen operator starting (kubeconfig=%s, regions=%s, liveness=%s, metrics=%s)",
         options.kubeconfig or "in-cluster",
         ", ".join(region.name for region in config.regions),
         options.liveness_endpoint,
+        options.metrics_endpoint,
     )
     async with management_client(options=options) as management:
         registry = await regions.connect(config=config, management=management)
@@ -86,27 +89,41 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             management=management,
             failover_after_seconds=config.failover_after_seconds,
         )
-        sweeper = asyncio.create_task(
-            sweep.run_forever(
-                config=config, registry=registry, caches=caches, management=management
-            )
-        )
+        background = [
+            asyncio.create_task(
+                sweep.run_forever(
+                    config=config, registry=registry, caches=caches, management=management
+                )
+            ),
+            asyncio.create_task(observe.sample_queues_forever(registry=registry)),
+        ]
         try:
-            await kopf.operator(
-                registry=build_registry(
-                    options=options, tenant_context=tenant_context, batch_context=batch_context
-                ),
-                settings=settings.kopf_settings(options=options),
-                clusterwide=True,
-                standalone=True,
-                liveness_endpoint=options.liveness_endpoint,
-            )
+            async with _metrics_served(options=options):
+                await kopf.operator(
+                    registry=build_registry(
+                        options=options, tenant_context=tenant_context, batch_context=batch_context
+                    ),
+                    settings=settings.kopf_settings(options=options),
+                    clusterwide=True,
+                    standalone=True,
+                    liveness_endpoint=options.liveness_endpoint,
+                )
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await registry.close()
     logger.info("imagegen operator stopped")
+
+
+def _metrics_served(
+    *, options: settings.OperatorOptions
+) -> contextlib.AbstractAsyncContextManager[None]:
+    if options.metrics_endpoint is None:
+        return contextlib.nullcontext()
+    return serve.serving(endpoint=options.metrics_endpoint, registry=metrics.REGISTRY)
 
 
 def main(*, options: settings.OperatorOptions, config: operatorconfig.OperatorConfig) -> None:

@@ -9,6 +9,7 @@ import pathlib
 import kopf
 
 from imagegen.api import meta
+from imagegen.metrics import serve
 
 FINALIZER = f"{meta.GROUP}/finalizer"
 
@@ -31,6 +32,13 @@ class Timeouts:
     """A watch that stays silent this long is restarted (a half-open connection)."""
 
 
+DEFAULT_METRICS = serve.Endpoint(
+    host="0.0.0.0",  # noqa: S104 (Prometheus scrapes the pod's IP)
+    port=9090,
+    path="/metrics",
+)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OperatorOptions:
     """How the operator process runs (the command line); what it manages is in the
@@ -40,6 +48,8 @@ class OperatorOptions:
     """Kubeconfig of the management cluster; None means in-cluster service account."""
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     """Kopf's liveness probe; it answers only while the operator's tasks are alive."""
+    metrics_endpoint: serve.Endpoint | None = DEFAULT_METRICS
+    """Where /metrics is served; None serves nothing."""
     timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
     event_level: int = logging.WARNING
     """Kopf posts handler log records of this level and above as Events on the object.

@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 import lightkube
 
-from imagegen import regions
+from imagegen import logs, regions
 from imagegen.api import meta, operatorconfig, tenant
 from imagegen.controller import (
     apikeys,
@@ -26,9 +26,11 @@ from imagegen.controller import (
     conditions,
     livecache,
     namespaces,
+    observe,
     regionpool,
 )
 
+KIND = "Tenant"
 READY, DEGRADED, AUTOSCALING = "Ready", "Degraded", "Autoscaling"
 
 
@@ -64,16 +66,22 @@ def register(*, registry: kopf.OperatorRegistry, context: Context) -> None:
     @kopf.on.create(*resource, registry=registry)
     @kopf.on.update(*resource, registry=registry)
     async def reconcile_tenant(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await _reconcile_and_report(context=context, body=body, patch=patch)
+        with logs.bound(tenant=body.metadata.name), observe.handling(KIND):
+            await _reconcile_and_report(context=context, body=body, patch=patch)
 
     @kopf.timer(*resource, registry=registry, interval=context.config.drift_check_seconds)
     async def check_drift(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await _reconcile_and_report(context=context, body=body, patch=patch)
+        with logs.bound(tenant=body.metadata.name), observe.handling(KIND):
+            await _reconcile_and_report(context=context, body=body, patch=patch)
 
     @kopf.on.delete(*resource, registry=registry)
     async def remove_tenant(body: kopf.Body, **_: Any) -> None:
-        await cleanup(context=context, body=body)
+        with logs.bound(tenant=body.metadata.name), observe.handling(KIND):
+            await cleanup(context=context, body=body)
         context.locks.pop(str(body.metadata.uid), None)
+        observe.tenant_gone(
+            name=str(body.metadata.name), regions_left=list(context.registry.names())
+        )
 
 
 async def _reconcile_and_report(*, context: Context, body: kopf.Body, patch: kopf.Patch) -> None:
@@ -116,6 +124,7 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
             reason=refusal.reason,
             message=f"spec.namespace: {refusal.message}",
         )
+    observe.tenant_seen(obj)
     events: list[tuple[str, str, str]] = []
     if not exists:
         await namespaces.create(
@@ -223,6 +232,7 @@ async def _reconcile_regions(
         if regionpool.is_failed(status) and not regionpool.is_failed(before.get(name, status)):
             events.append(("Warning", _reason_of(status), f"region {name}: {status.last_error}"))
     for name, error in zip(dropped, removed, strict=True):
+        observe.tenant_gone(name=_name(obj), regions_left=[name])
         if error is None:
             events.append(("Normal", "PoolRemoved", f"region {name} removed from spec.regions"))
         else:

@@ -31,6 +31,9 @@ _KUBERNETES_LDFLAGS = (
     " -X k8s.io/component-base/version.gitTreeState=clean"
 )
 
+PROMETHEUS_VERSION = "3.16.0"
+"""What github.com/prometheus/prometheus v0.316.0 calls itself (its v3.16.0 tag)."""
+
 # metrics-server takes its version from client-go; unset, its logs say v0.0.0-master.
 _METRICS_SERVER_LDFLAGS = "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0"
 
@@ -63,6 +66,15 @@ MODULES = (
         directory="metrics-server",
         packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
         ldflags=_METRICS_SERVER_LDFLAGS,
+    ),
+    # Scrapes the operator and workers of integration runs; promtool tests the alert rules.
+    GoModule(
+        directory="prometheus",
+        packages={
+            "prometheus": "github.com/prometheus/prometheus/cmd/prometheus",
+            "promtool": "github.com/prometheus/prometheus/cmd/promtool",
+        },
+        ldflags=f"-s -w -X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION}",
     ),
 )
 

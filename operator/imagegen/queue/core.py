@@ -131,7 +131,7 @@ class Queue:
         )
         if reply is None:
             return None
-        uid, item_id, tenant_name, tier, priority, payload, attempts, expires = reply
+        uid, item_id, tenant_name, tier, priority, payload, attempts, expires, error = reply
         return model.Lease(
             batch_uid=_text(uid),
             item_id=_text(item_id),
@@ -143,6 +143,7 @@ class Queue:
             worker_id=worker_id,
             token=token,
             expires_at=int(expires) / 1000,
+            previous_error=None if error is None else _text(error),
         )
 
     async def renew(self, *, lease: model.Lease) -> bool:

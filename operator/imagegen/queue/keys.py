@@ -39,6 +39,8 @@ from imagegen.api import tenant as tenant_api
 
 SHARED = "shared"
 """The pool of a region shared by every tenant whose `spec.workers.pool` is shared."""
+DEDICATED_PREFIX = "dedicated-"
+"""A tenant's own pool is this prefix and the tenant's name."""
 
 _PREFIX = "ig:q"
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
@@ -47,7 +49,7 @@ _POOL = re.compile(r"^(shared|dedicated-[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$")
 
 def dedicated(*, tenant: str) -> str:
     """The pool name of a tenant's dedicated workers."""
-    return pool_name(f"dedicated-{_segment(tenant)}")
+    return pool_name(f"{DEDICATED_PREFIX}{_segment(tenant)}")
 
 
 def pool_name(name: str) -> str:

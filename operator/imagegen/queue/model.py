@@ -11,6 +11,9 @@ from imagegen.api import tenant as tenant_api
 Json = dict[str, Any]
 """A JSON object as json.loads returns it."""
 
+EXPIRED = "lease expired"
+"""The error an item records when its lease ran out (see `common.lua`, reclaim)."""
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BatchRef:
@@ -58,6 +61,9 @@ class Lease:
     """Proves this delivery is still the current one when renewing or failing."""
     expires_at: float
     """Unix seconds."""
+    previous_error: str | None = None
+    """Why the item's previous lease ended (`EXPIRED` when it ran out unrenewed); None
+    on a first delivery."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

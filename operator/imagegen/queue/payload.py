@@ -6,9 +6,10 @@ apart. On the wire the keys are camelCase, as in the CRDs:
 
     {"prompt": "a lighthouse at dawn", "negativePrompt": "fog", "width": 1024,
      "height": 1024, "seed": 7, "format": "png", "provider": "local",
-     "providers": ["openai", "local"]}
+     "providers": ["openai", "local"], "correlationId": "req-7f3a"}
 
-`negativePrompt`, `seed` and `provider` may be absent or null. Decoding checks every field
+`negativePrompt`, `seed`, `provider` and `correlationId` (which names the batch in the
+worker's logs, see imagegen.logs) may be absent or null. Decoding checks every field
 and raises ValueError naming the first bad one. Keys it does not know are ignored: during a
 rolling upgrade the operator may be newer than its workers, and a field added to the
 payload must not fail the items already queued.
@@ -45,6 +46,8 @@ class WorkItem:
     """The provider asked for (the item's, else the batch default); tried first."""
     providers: tuple[str, ...]
     """The tenant's providers in order of fallback; `provider`, when set, is one of them."""
+    correlation_id: str | None = None
+    """The batch's correlation id, for the worker's log lines; never a secret."""
 
     def __post_init__(self) -> None:
         if not self.prompt:
@@ -68,7 +71,12 @@ class WorkItem:
 
     @classmethod
     def for_item(
-        cls, *, item: imagebatch.Item, defaults: imagebatch.Defaults, providers: Sequence[str]
+        cls,
+        *,
+        item: imagebatch.Item,
+        defaults: imagebatch.Defaults,
+        providers: Sequence[str],
+        correlation_id: str | None = None,
     ) -> WorkItem:
         """The work for one ImageBatch item: its own size and provider, else the batch's.
 
@@ -85,6 +93,7 @@ class WorkItem:
             format=defaults.format,
             provider=item.provider or defaults.provider,
             providers=tuple(providers),
+            correlation_id=correlation_id,
         )
 
     def to_json(self) -> model.Json:
@@ -100,6 +109,7 @@ class WorkItem:
             "negativePrompt": self.negative_prompt,
             "seed": self.seed,
             "provider": self.provider,
+            "correlationId": self.correlation_id,
         }
         document.update({key: value for key, value in optional.items() if value is not None})
         return document
@@ -120,6 +130,7 @@ class WorkItem:
             format=_format(document),
             provider=_optional_string(document, "provider"),
             providers=_names(document, "providers"),
+            correlation_id=_optional_string(document, "correlationId"),
         )
 
 

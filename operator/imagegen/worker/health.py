@@ -4,6 +4,8 @@
   restarts a worker whose loop died; a worker busy finishing items while stopping is alive.
 - `/readyz` (readiness): 200 when Redis answers and the worker is not stopping, else 503
   with the reason; the Deployment's rollout waits on it.
+- `/metrics`: the worker's Prometheus metrics (imagegen.metrics.worker), when a registry
+  is given.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from aiohttp import web
+from prometheus_client.registry import CollectorRegistry
 
+from imagegen.metrics import serve
 from imagegen.worker.providers import base
 
 
@@ -30,7 +34,9 @@ class Probes(Protocol):
 
 
 @contextlib.asynccontextmanager
-async def serving(*, probes: Probes, host: str, port: int) -> AsyncIterator[None]:
+async def serving(
+    *, probes: Probes, host: str, port: int, registry: CollectorRegistry | None = None
+) -> AsyncIterator[None]:
     """Serve the endpoints on host:port for the duration of the block; port 0 serves
     nothing (a worker run by hand, or in tests that do not probe). A port that cannot be
     bound is a ConfigurationError."""
@@ -41,6 +47,8 @@ async def serving(*, probes: Probes, host: str, port: int) -> AsyncIterator[None
     app = web.Application()
     app.router.add_get("/healthz", endpoints.healthz)
     app.router.add_get("/readyz", endpoints.readyz)
+    if registry is not None:
+        app.router.add_get("/metrics", serve.handler(registry))
     # Probes arrive every few seconds from every kubelet: an access log line each is noise.
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

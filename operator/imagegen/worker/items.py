@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 
 from imagegen.api import imagebatch
 from imagegen.queue import core, model, payload
-from imagegen.worker import storage
+from imagegen.worker import instrument, storage
 from imagegen.worker.providers import base, chain
 
 logger = logging.getLogger(__name__)
@@ -80,15 +80,18 @@ class ItemRunner:
         providers: Mapping[str, base.Provider],
         store: storage.LocalStorage,
         clock: Callable[[], float] = time.time,
+        region: str = "",
     ) -> None:
         """`providers`: what this worker runs, by name. `clock`: the queue's clock (wall
-        time), to tell when a lease that could not be renewed has run out."""
+        time), to tell when a lease that could not be renewed has run out. `region`: the
+        region label of the worker's metrics."""
         self.abandon = asyncio.Event()
         """Set by a stopping worker: items still generating are handed back."""
         self._queue = queue
         self._providers = dict(providers)
         self._store = store
         self._clock = clock
+        self._region = region
 
     async def run(self, *, lease: model.Lease) -> Disposition:
         """Take one delivery to its end. Redis errors propagate (the lease then expires
@@ -127,10 +130,22 @@ class ItemRunner:
             recorded = await self._queue.complete(lease=lease, result=existing)
             logger.debug("item %s: already stored, completed with the stored image", _name(lease))
             return "reused" if recorded else "dropped"
+        started = time.perf_counter()
         try:
             generated = await self._hold(lease=lease, work=self._generate(work=work))
         except base.ProviderError as error:
+            if isinstance(error, chain.AllFailed):
+                instrument.provider_failed(
+                    lease=lease, region=self._region, failures=error.failures
+                )
             return await self._fail(lease=lease, error=error.message, retryable=error.retryable)
+        if isinstance(generated, chain.Outcome):
+            instrument.generated(
+                lease=lease,
+                region=self._region,
+                outcome=generated,
+                seconds=time.perf_counter() - started,
+            )
         if generated == "abandoned" and await self._queue.release(lease=lease):
             logger.warning("item %s: handed back unfinished (stopping)", _name(lease))
             return "released"
@@ -147,7 +162,7 @@ class ItemRunner:
         recorded = await self._queue.complete(
             lease=lease, result=result_of(outcome=generated, uri=uri)
         )
-        logger.debug("item %s: stored by %s", _name(lease), generated.provider)
+        logger.info("item %s: stored by %s", _name(lease), generated.provider)
         return "succeeded" if recorded else "dropped"
 
     async def _generate(self, *, work: payload.WorkItem) -> chain.Outcome:

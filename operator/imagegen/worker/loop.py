@@ -24,8 +24,10 @@ import socket
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from imagegen import logs
+from imagegen.metrics import worker as metrics
 from imagegen.queue import core, keys
-from imagegen.worker import health, items, storage
+from imagegen.worker import health, instrument, items, storage
 from imagegen.worker.providers import base, chain, registry
 
 logger = logging.getLogger(__name__)
@@ -123,10 +125,16 @@ async def run(*, settings: WorkerSettings, stop: asyncio.Event) -> None:
             max_attempts=settings.max_attempts,
         )
         runner = items.ItemRunner(
-            queue=queue, providers=providers, store=storage.LocalStorage(root=settings.storage_root)
+            queue=queue,
+            providers=providers,
+            store=storage.LocalStorage(root=settings.storage_root),
+            region=settings.region,
         )
         worker = Worker(queue=queue, runner=runner, client=client, settings=settings)
-        async with health.serving(probes=worker, host=settings.host, port=settings.port):
+        instrument.started(pool=settings.pool, region=settings.region, providers=settings.providers)
+        async with health.serving(
+            probes=worker, host=settings.host, port=settings.port, registry=metrics.REGISTRY
+        ):
             logger.info(
                 "worker %s: region %s, pool %s, %d slots, providers %s",
                 settings.worker_id,
@@ -236,4 +244,13 @@ class Worker:
             # Stop came while this lease was on its way: nothing new is started.
             await self._queue.release(lease=lease)
             return
-        await self._runner.run(lease=lease)
+        correlation = lease.payload.get("correlationId")
+        with logs.bound(
+            tenant=lease.tenant,
+            batch=lease.batch_uid,
+            region=self._settings.region,
+            correlation_id=correlation if isinstance(correlation, str) else None,
+        ):
+            instrument.leased(lease=lease, region=self._settings.region)
+            phase = await self._runner.run(lease=lease)
+            instrument.delivered(lease=lease, region=self._settings.region, phase=phase)

@@ -1,5 +1,6 @@
 -- KEYS: pool keys. ARGV: now, lease ms, max attempts, worker, token, reclaim limit.
--- Returns {uid, id, tenant, tier, priority, payload, attempts, expires} or nil.
+-- Returns {uid, id, tenant, tier, priority, payload, attempts, expires, previous error}
+-- or nil; the previous error (false when none) is why an earlier lease ended.
 local now, lease_ms, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local worker, token = ARGV[4], ARGV[5]
 
@@ -49,10 +50,11 @@ for _, tier in ipairs(TIERS) do
       'expires', expires)
     redis.call('ZADD', LEASES, expires, item)
     local f = redis.call('HMGET', item, 'batch', 'uid', 'id', 'tenant', 'tier', 'priority',
-      'payload')
+      'payload', 'error')
     move_count(f[1], 'Queued', 'Running')
     publish_item(item, 'Running')
-    return {f[2], f[3], f[4], f[5], f[6], f[7], attempts, expires}
+    -- false, not nil: a nil would end the reply array here.
+    return {f[2], f[3], f[4], f[5], f[6], f[7], attempts, expires, f[8] or false}
   end
 end
 return nil

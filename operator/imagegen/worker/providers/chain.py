@@ -40,6 +40,18 @@ class Outcome:
     failures: tuple[Failure, ...] = ()
 
 
+class AllFailed(base.ProviderError):
+    """Every provider of the chain failed; `failures` says how, in the order tried."""
+
+    def __init__(self, *, failures: tuple[Failure, ...]) -> None:
+        details = "; ".join(f"{failure.provider}: {failure.message}" for failure in failures)
+        super().__init__(
+            f"all providers failed: {details}",
+            retryable=any(failure.retryable for failure in failures),
+        )
+        self.failures = failures
+
+
 class ProviderChain:
     """An ordered list of providers, tried in turn for each item."""
 
@@ -78,11 +90,7 @@ class ProviderChain:
                 )
                 continue
             return Outcome(image=image, provider=provider.name, failures=tuple(failures))
-        details = "; ".join(f"{failure.provider}: {failure.message}" for failure in failures)
-        raise base.ProviderError(
-            f"all providers failed: {details}",
-            retryable=any(failure.retryable for failure in failures),
-        )
+        raise AllFailed(failures=tuple(failures))
 
     async def aclose(self) -> None:
         """Close every provider, even when one of them fails to close."""
