@@ -20,7 +20,7 @@ FIELD_MANAGER: Final = "imagegen-operator"
 WEBHOOK_SECRETS: Final = "imagegen-webhook-secrets"
 """Secret in the operator's namespace, tenant name -> the tenant's `whsec_` webhook signing
 secret: the one Secret the gateway may read (the operator writes it)."""
-WEBHOOK_SECRET_KEY: Final = "webhook-secret"
+WEBHOOK_SECRET_KEY: Final = "webhook-secret"  # noqa: S105 - a key name, not a secret
 """Key of the signing secret in each tenant's own API key Secret, for the tenant to read."""
 
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
