@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 
-import httpx2
 import lightkube
 import pytest
 import redis.asyncio as aioredis
@@ -30,7 +29,6 @@ from imagegen.gateway.webhooks import (
     signing,
     ssrf,
 )
-from imagegen.localcluster import cluster
 from tests import builders
 from tests.integration import waiting
 from tests.integration.webhookreceiver import Answer, Receiver, free_port
@@ -68,27 +66,6 @@ def secrets_namespace(kube: lightkube.Client) -> Iterator[str]:
     )
     yield name
     kube.delete(core_v1.Namespace, name)
-
-
-@pytest.fixture
-async def management_async(
-    management: cluster.LocalCluster,
-) -> AsyncIterator[lightkube.AsyncClient]:
-    client = lightkube.AsyncClient(
-        config=lightkube.KubeConfig.from_file(management.kubeconfig),
-        timeout=httpx2.Timeout(15, connect=5),
-        trust_env=False,
-    )
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    started = Receiver()
-    await started.start()
-    yield started
-    await started.stop()
 
 
 class Dispatchers:
@@ -166,14 +143,14 @@ async def state_of(redis: aioredis.Redis, event: events.Event, *states: str) -> 
 
 
 async def test_a_delivery_is_signed_so_the_receiver_can_verify_it(
-    dispatchers: Dispatchers, receiver: Receiver
+    dispatchers: Dispatchers, webhook_receiver: Receiver
 ) -> None:
     dispatchers.start()
-    event = await submit(dispatchers.redis, receiver.url)
+    event = await submit(dispatchers.redis, webhook_receiver.url)
 
     record = await state_of(dispatchers.redis, event, "delivered")
 
-    (got,) = receiver.received
+    (got,) = webhook_receiver.received
     signing.verify(secret=SECRET, headers=got.headers, body=got.body, now=int(time.time()))
     assert got.headers["webhook-id"] == event.msg_id
     assert got.headers["Content-Type"] == "application/json"
@@ -207,45 +184,47 @@ async def test_a_receiver_that_is_down_is_retried_then_delivered_once_it_is_back
 
 
 async def test_a_410_disables_the_endpoint_and_nothing_more_is_sent(
-    dispatchers: Dispatchers, receiver: Receiver
+    dispatchers: Dispatchers, webhook_receiver: Receiver
 ) -> None:
-    receiver.script = [Answer(status=410)]
+    webhook_receiver.script = [Answer(status=410)]
     dispatchers.start()
-    first = await submit(dispatchers.redis, receiver.url)
+    first = await submit(dispatchers.redis, webhook_receiver.url)
     gone = await state_of(dispatchers.redis, first, "disabled")
 
-    second = await submit(dispatchers.redis, receiver.url)
+    second = await submit(dispatchers.redis, webhook_receiver.url)
     skipped = await state_of(dispatchers.redis, second, "disabled")
 
     assert gone["status"] == "410"
-    assert [r.status for r in receiver.received] == [410]
+    assert [r.status for r in webhook_receiver.received] == [410]
     assert skipped["attempts"] == "0"
-    assert await outbox.is_disabled(dispatchers.redis, tenant=TENANT, url=receiver.url)
+    assert await outbox.is_disabled(dispatchers.redis, tenant=TENANT, url=webhook_receiver.url)
 
 
-async def test_retry_after_is_honoured(dispatchers: Dispatchers, receiver: Receiver) -> None:
-    receiver.script = [Answer(status=503, headers={"Retry-After": "2"})]
+async def test_retry_after_is_honoured(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    webhook_receiver.script = [Answer(status=503, headers={"Retry-After": "2"})]
     dispatchers.start()
-    event = await submit(dispatchers.redis, receiver.url)
+    event = await submit(dispatchers.redis, webhook_receiver.url)
 
     await state_of(dispatchers.redis, event, "delivered")
 
-    refused, delivered = receiver.received
+    refused, delivered = webhook_receiver.received
     # The backoff alone would have waited at most 0.2 s.
     assert delivered.at - refused.at >= 2
     assert (refused.status, delivered.status) == (503, 200)
 
 
 async def test_an_exhausted_schedule_is_recorded_as_failed(
-    dispatchers: Dispatchers, receiver: Receiver
+    dispatchers: Dispatchers, webhook_receiver: Receiver
 ) -> None:
-    receiver.script = [Answer(status=500)] * 3
+    webhook_receiver.script = [Answer(status=500)] * 3
     dispatchers.start()
-    event = await submit(dispatchers.redis, receiver.url)
+    event = await submit(dispatchers.redis, webhook_receiver.url)
 
     record = await state_of(dispatchers.redis, event, "failed")
 
-    assert [r.status for r in receiver.received] == [500, 500, 500]
+    assert [r.status for r in webhook_receiver.received] == [500, 500, 500]
     assert record["attempts"] == "3"
     assert record["error"] == "gave up after 3 attempts: HTTP 500"
     assert await dispatchers.redis.xlen(keys.stream()) == 0
@@ -253,11 +232,11 @@ async def test_an_exhausted_schedule_is_recorded_as_failed(
 
 
 async def test_a_dispatcher_restarted_mid_retry_delivers_once(
-    dispatchers: Dispatchers, receiver: Receiver
+    dispatchers: Dispatchers, webhook_receiver: Receiver
 ) -> None:
-    receiver.script = [Answer(status=503, headers={"Retry-After": "1"})]
+    webhook_receiver.script = [Answer(status=503, headers={"Retry-After": "1"})]
     first = dispatchers.start(consumer="first")
-    event = await submit(dispatchers.redis, receiver.url)
+    event = await submit(dispatchers.redis, webhook_receiver.url)
     await state_of(dispatchers.redis, event, "retrying")
     await dispatchers.stop(first)
 
@@ -265,14 +244,14 @@ async def test_a_dispatcher_restarted_mid_retry_delivers_once(
     await state_of(dispatchers.redis, event, "delivered")
     await asyncio.sleep(1)  # room for a duplicate, were there one
 
-    assert [r.status for r in receiver.received] == [503, 200]
-    assert [r.headers["webhook-id"] for r in receiver.ok()] == [event.msg_id]
+    assert [r.status for r in webhook_receiver.received] == [503, 200]
+    assert [r.headers["webhook-id"] for r in webhook_receiver.ok()] == [event.msg_id]
 
 
 async def test_an_entry_a_dead_dispatcher_left_pending_is_claimed_and_delivered(
-    dispatchers: Dispatchers, receiver: Receiver
+    dispatchers: Dispatchers, webhook_receiver: Receiver
 ) -> None:
-    event = await submit(dispatchers.redis, receiver.url)
+    event = await submit(dispatchers.redis, webhook_receiver.url)
     await outbox.ensure_group(dispatchers.redis)
     # A dispatcher that read the entry and died before settling it.
     (taken,) = await outbox.read_new(dispatchers.redis, consumer="dead", count=1, block_ms=100)
@@ -281,7 +260,7 @@ async def test_an_entry_a_dead_dispatcher_left_pending_is_claimed_and_delivered(
     dispatchers.start(consumer="alive")
     await state_of(dispatchers.redis, event, "delivered")
 
-    assert [r.headers["webhook-id"] for r in receiver.ok()] == [event.msg_id]
+    assert [r.headers["webhook-id"] for r in webhook_receiver.ok()] == [event.msg_id]
     pending = await dispatchers.redis.xpending(keys.stream(), keys.GROUP)
     assert pending["pending"] == 0
 
@@ -299,25 +278,27 @@ class PointableResolver:
 
 
 async def test_the_checked_address_is_the_one_connected_to_with_the_hosts_name(
-    dispatchers: Dispatchers, receiver: Receiver
+    dispatchers: Dispatchers, webhook_receiver: Receiver
 ) -> None:
     dns = PointableResolver()
     dns.answers["hooks.test"] = ["127.0.0.1"]
     dispatchers.start(resolver=dns)
-    event = await submit(dispatchers.redis, f"http://hooks.test:{receiver.port}/hooks/imagegen")
+    event = await submit(
+        dispatchers.redis, f"http://hooks.test:{webhook_receiver.port}/hooks/imagegen"
+    )
 
     await state_of(dispatchers.redis, event, "delivered")
 
-    (got,) = receiver.received
-    assert got.headers["Host"] == f"hooks.test:{receiver.port}"
+    (got,) = webhook_receiver.received
+    assert got.headers["Host"] == f"hooks.test:{webhook_receiver.port}"
 
 
 async def test_a_host_that_resolves_elsewhere_after_submit_is_refused_at_send_time(
-    dispatchers: Dispatchers, receiver: Receiver
+    dispatchers: Dispatchers, webhook_receiver: Receiver
 ) -> None:
     dns = PointableResolver()
     dns.answers["hooks.test"] = ["127.0.0.1"]
-    url = f"http://hooks.test:{receiver.port}/hooks/imagegen"
+    url = f"http://hooks.test:{webhook_receiver.port}/hooks/imagegen"
     await ssrf.check_url(url, allowlist=LOOPBACK, resolver=dns)  # what submit checks: fine
     dns.answers["hooks.test"] = ["10.0.0.1"]  # rebinding to an internal address
     dispatchers.start(resolver=dns)
@@ -329,7 +310,7 @@ async def test_a_host_that_resolves_elsewhere_after_submit_is_refused_at_send_ti
         "refused: hooks.test resolves to 10.0.0.1, which is a private address;"
         " not allowed for webhooks"
     )
-    assert receiver.received == []
+    assert webhook_receiver.received == []
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx2
 import lightkube
 import pytest
 import redis.asyncio as aioredis
@@ -22,7 +21,6 @@ from lightkube.types import PatchType
 
 from imagegen import resources
 from imagegen.gateway.webhooks import keys, producer
-from imagegen.localcluster import cluster
 from tests import builders
 from tests.integration import waiting
 
@@ -38,19 +36,6 @@ def namespace(kube: lightkube.Client) -> Iterator[str]:
     kube.create(core_v1.Namespace(metadata=meta_v1.ObjectMeta(name=name)))
     yield name
     kube.delete(core_v1.Namespace, name)
-
-
-@pytest.fixture
-async def management_async(
-    management: cluster.LocalCluster,
-) -> AsyncIterator[lightkube.AsyncClient]:
-    client = lightkube.AsyncClient(
-        config=lightkube.KubeConfig.from_file(management.kubeconfig),
-        timeout=httpx2.Timeout(15, connect=5),
-        trust_env=False,
-    )
-    yield client
-    await client.close()
 
 
 class Producer:

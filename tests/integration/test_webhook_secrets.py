@@ -6,35 +6,25 @@ from __future__ import annotations
 
 import base64
 import pathlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx2
 import lightkube
 import pytest
-from lightkube.models import authentication_v1, meta_v1
+from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
 from imagegen import resources
 from imagegen.api import meta
 from imagegen.gateway.webhooks import secretstore
-from imagegen.localcluster import cluster, install, operatorsetup, stack
-from tests.integration import operatorproc, waiting
+from imagegen.localcluster import cluster, operatorsetup
+from tests.integration import waiting
 from tests.integration.tenantworld import World, new_tenant, unique_name
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SYSTEM = operatorsetup.NAMESPACE
 GATEWAY = "imagegen-gateway"
-
-
-@pytest.fixture
-def world(
-    kube: lightkube.Client,
-    local_stack: stack.LocalStack,
-    running_operator: operatorproc.OperatorProcess,
-) -> Iterator[World]:
-    yield World(kube=kube, regions=local_stack.regions)
-    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +40,12 @@ def gateway_kubeconfig(
         core_v1.ServiceAccount(metadata=meta_v1.ObjectMeta(name=GATEWAY, namespace=SYSTEM)),
         field_manager="tests",
     )
-    install.apply_files(client=kube, paths=[REPO / "manifests" / "rbac" / "gateway-webhooks.yaml"])
-    issued = kube.create(
-        core_v1.ServiceAccountToken(
-            metadata=meta_v1.ObjectMeta(name=GATEWAY, namespace=SYSTEM),
-            spec=authentication_v1.TokenRequestSpec(audiences=[], expirationSeconds=3600),
-        ),
-        GATEWAY,
-        namespace=SYSTEM,
+    return operatorsetup.service_account_kubeconfig(
+        target=management,
+        manifest=REPO / "manifests" / "rbac" / "gateway-webhooks.yaml",
+        workdir=tmp_path_factory.mktemp("gateway"),
+        account=GATEWAY,
     )
-    assert issued.status is not None
-    assert issued.status.token is not None
-    path = tmp_path_factory.mktemp("gateway") / "gateway.kubeconfig"
-    cluster.write_kubeconfig(
-        path=path,
-        name=management.name,
-        server=management.server,
-        ca_cert=management.ca_cert,
-        token=issued.status.token,
-        user=f"system:serviceaccount:{SYSTEM}:{GATEWAY}",
-    )
-    return path
 
 
 @pytest.fixture

@@ -59,14 +59,6 @@ def namespaces(kube: lightkube.Client) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    started = Receiver()
-    await started.start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
 async def webhook_service(
     management: cluster.LocalCluster,
     scratch_redis: aioredis.Redis,
@@ -92,12 +84,12 @@ async def webhook_service(
 async def test_status_changes_arrive_signed_and_in_order(
     kube: lightkube.Client,
     namespaces: tuple[str, str],
-    receiver: Receiver,
+    webhook_receiver: Receiver,
     webhook_service: service.WebhookService,
 ) -> None:
     batches = namespaces[0]
     body = builders.make_batch("svc-batch", tenant=TENANT).namespace(batches).items(4)
-    kube.create(codecs.from_dict(body.webhook(receiver.url, "running", "succeeded").obj()))
+    kube.create(codecs.from_dict(body.webhook(webhook_receiver.url, "running", "succeeded").obj()))
     for status in (
         {"phase": "Queued", "progress": "0/4"},
         {"phase": "Running", "progress": "1/4"},
@@ -113,7 +105,7 @@ async def test_status_changes_arrive_signed_and_in_order(
         )
 
     arrived = await waiting.until_async(
-        lambda: _at_least(receiver, 2), seconds=60, what="two deliveries"
+        lambda: _at_least(webhook_receiver, 2), seconds=60, what="two deliveries"
     )
 
     for got in arrived:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 import random
 
 import pytest
 
 from imagegen.gateway.webhooks import schedule
-
-NOW = datetime.datetime(2026, 11, 26, 6, 0, tzinfo=datetime.UTC)
 
 
 def test_each_wait_lies_under_a_doubling_ceiling_up_to_the_cap() -> None:
@@ -47,23 +44,6 @@ def test_the_default_schedule_is_ten_attempts_within_about_two_hours() -> None:
 
     assert policy.max_attempts == 10
     assert sum(ceilings) == 7425
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [
-        ("120", 120.0),
-        (" 7 ", 7.0),
-        ("Thu, 26 Nov 2026 06:01:30 GMT", 90.0),
-        ("Thu, 26 Nov 2026 05:00:00 GMT", 0.0),
-        ("soon", None),
-        (None, None),
-    ],
-)
-def test_retry_after_is_read_as_seconds_or_an_http_date(
-    header: str | None, seconds: float | None
-) -> None:
-    assert schedule.parse_retry_after(header, now=NOW) == seconds
 
 
 def test_a_policy_that_cannot_work_is_refused() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import lightkube
@@ -82,13 +82,7 @@ async def unpublish(
     if not tenant_names:
         return
     try:
-        await client.patch(
-            core_v1.Secret,
-            meta.WEBHOOK_SECRETS,
-            {"data": dict.fromkeys(tenant_names)},
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
+        await _merge(client, namespace=namespace, entries=dict.fromkeys(tenant_names))
     except lightkube.ApiError as error:
         if error.status.code != 404:
             raise
@@ -103,17 +97,8 @@ async def published_tenants(*, client: lightkube.AsyncClient, namespace: str) ->
 async def _publish(
     client: lightkube.AsyncClient, *, namespace: str, entries: dict[str, str]
 ) -> None:
-    # A merge patch of our keys only: tenants reconciled at the same time never undo
-    # each other's entries.
-    patch = {"data": entries}
     try:
-        await client.patch(
-            core_v1.Secret,
-            meta.WEBHOOK_SECRETS,
-            patch,
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
+        await _merge(client, namespace=namespace, entries=entries)
         return
     except lightkube.ApiError as error:
         if error.status.code != 404:
@@ -132,13 +117,21 @@ async def _publish(
         if error.status.code != 409:
             raise
         # Another tenant's reconcile created it first.
-        await client.patch(
-            core_v1.Secret,
-            meta.WEBHOOK_SECRETS,
-            patch,
-            namespace=namespace,
-            patch_type=PatchType.MERGE,
-        )
+        await _merge(client, namespace=namespace, entries=entries)
+
+
+async def _merge(
+    client: lightkube.AsyncClient, *, namespace: str, entries: Mapping[str, str | None]
+) -> None:
+    """A merge patch of these tenants' entries only (None removes one): tenants reconciled
+    at the same time never undo each other's."""
+    await client.patch(
+        core_v1.Secret,
+        meta.WEBHOOK_SECRETS,
+        {"data": entries},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
 
 
 def _value(secret: Any, key: str) -> str | None:

@@ -9,14 +9,14 @@ the environment, a fresh connection per attempt, a hard total timeout.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import ipaddress
 import socket
 
 import aiohttp
 from aiohttp import abc as aiohttp_abc
 
-from imagegen.gateway.webhooks import schedule, ssrf
+from imagegen import retryafter
+from imagegen.gateway.webhooks import ssrf
 
 TIMEOUT_SECONDS = 15.0
 USER_AGENT = "imagegen-webhooks/1"
@@ -60,9 +60,7 @@ async def post(
                 url, data=body, headers=request_headers, allow_redirects=False
             ) as response,
         ):
-            retry_after = schedule.parse_retry_after(
-                response.headers.get("Retry-After"), now=datetime.datetime.now(datetime.UTC)
-            )
+            retry_after = retryafter.seconds(response.headers.get("Retry-After"))
             return Response(status=response.status, retry_after=retry_after)
     except TimeoutError:
         return Response(error=f"no response within {timeout_seconds:g}s")

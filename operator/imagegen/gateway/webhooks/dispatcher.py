@@ -18,6 +18,8 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 
+import httpx2
+import lightkube
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
@@ -53,7 +55,7 @@ class Dispatcher:
         self,
         *,
         redis: aioredis.Redis,
-        secrets: secretstore.SigningSecrets,
+        secrets: secretstore.SecretSource,
         allowlist: Sequence[str],
         consumer: str,
         options: Options | None = None,
@@ -70,10 +72,10 @@ class Dispatcher:
         self._resolver = resolver
         self._clock = clock
         self._rng = rng or random.SystemRandom()
+        self._group_ready = False
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
-        await outbox.ensure_group(self._redis)
+        """Deliver until cancelled; a Redis that is down is waited for."""
         await asyncio.gather(self._guarded(self._intake_once), self._guarded(self._retries_once))
 
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
@@ -81,10 +83,15 @@ class Dispatcher:
             try:
                 await step()
             except (redis_errors.RedisError, OSError) as error:
-                logger.warning("webhook dispatcher: Redis unavailable, retrying: %s", error)
+                if "NOGROUP" in str(error):  # a Redis that lost its data: make it again
+                    self._group_ready = False
+                logger.warning("webhook dispatcher: Redis failed, retrying: %s", error)
                 await asyncio.sleep(self._options.error_backoff_seconds)
 
     async def _intake_once(self) -> None:
+        if not self._group_ready:
+            await outbox.ensure_group(self._redis)
+            self._group_ready = True
         entries = await outbox.claim_abandoned(
             self._redis,
             consumer=self._consumer,
@@ -144,7 +151,13 @@ class Dispatcher:
             return outbox.Outcome(
                 state="failed", attempts=attempts - 1, error=f"refused: {refused}"
             )
-        secret = await self._secrets.get(entry.tenant)
+        try:
+            secret = await self._secrets.get(entry.tenant)
+        except (lightkube.ApiError, httpx2.HTTPError) as error:
+            return self._retry_or_fail(
+                attempts=attempts,
+                response=delivery.Response(error=f"signing secrets unreadable: {error}"),
+            )
         if secret is None:
             return self._retry_or_fail(
                 attempts=attempts, response=delivery.Response(error="no signing secret yet")

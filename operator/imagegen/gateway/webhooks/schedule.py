@@ -10,8 +10,6 @@ then the delivery is recorded as failed.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import email.utils
 import random
 
 
@@ -43,20 +41,3 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.cap_seconds)
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** (attempts_made - 1))
         return rng.uniform(0.0, ceiling)
-
-
-def parse_retry_after(value: str | None, *, now: datetime.datetime) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), None if absent
-    or unreadable (then the backoff decides)."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return max((moment - now).total_seconds(), 0.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import lightkube
 from lightkube.resources import core_v1
@@ -17,6 +18,13 @@ CACHE_SECONDS = 30.0
 MIN_REFRESH_SECONDS = 1.0
 """Reads for a missing tenant are at most this often, so a tenant without a secret yet
 cannot make every delivery attempt read the Secret."""
+
+
+class SecretSource(Protocol):
+    """Where the dispatcher gets a tenant's signing secret."""
+
+    async def get(self, tenant: str) -> str | None:
+        """The tenant's `whsec_` secret, or None while there is none."""
 
 
 class SigningSecrets:
