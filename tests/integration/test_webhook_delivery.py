@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime
 import time
 import uuid
@@ -327,3 +328,21 @@ async def test_an_internal_url_written_straight_into_a_cr_is_refused_at_send_tim
 
     assert record["error"].startswith("refused: ")
     assert record["attempts"] == "0"
+
+
+async def test_a_stopped_dispatcher_stops_reading_even_when_stopped_mid_read(
+    dispatchers: Dispatchers,
+) -> None:
+    options = dataclasses.replace(fast(), block_ms=5000, error_backoff_seconds=0.05)
+    task = dispatchers.start(consumer="stopping", options=options)
+
+    async def blocked_readers() -> list[str]:
+        clients = await dispatchers.redis.client_list()
+        return [c["cmd"] for c in clients if "b" in c["flags"]]
+
+    await waiting.until_async(blocked_readers, seconds=30, what="the dispatcher blocked reading")
+    await dispatchers.stop(task)  # well inside its 5 s blocking read
+    await asyncio.sleep(1)
+
+    # A loop that survived its cancellation would be blocked reading again by now.
+    assert await blocked_readers() == []

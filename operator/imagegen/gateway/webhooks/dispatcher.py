@@ -23,7 +23,7 @@ import lightkube
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from imagegen.gateway.webhooks import delivery, outbox, schedule, secretstore, signing, ssrf
+from imagegen.gateway.webhooks import delivery, loops, outbox, schedule, secretstore, signing, ssrf
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +76,17 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver until cancelled; a Redis that is down is waited for."""
-        await asyncio.gather(self._guarded(self._intake_once), self._guarded(self._retries_once))
+        # A TaskGroup, not gather: cancelling run() ends when both loops have ended.
+        async with asyncio.TaskGroup() as loops_running:
+            loops_running.create_task(self._guarded(self._intake_once))
+            loops_running.create_task(self._guarded(self._retries_once))
 
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
                 await step()
             except (redis_errors.RedisError, OSError) as error:
+                loops.stop_if_cancelled()
                 if "NOGROUP" in str(error):  # a Redis that lost its data: make it again
                     self._group_ready = False
                 logger.warning("webhook dispatcher: Redis failed, retrying: %s", error)

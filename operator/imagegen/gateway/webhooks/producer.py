@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from imagegen import resources
-from imagegen.gateway.webhooks import events, outbox
+from imagegen.gateway.webhooks import events, loops, outbox
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ async def run(
         try:
             await _watch_once(kube=kube, redis=redis, clock=clock)
         except _RESTARTED_BY as error:
+            loops.stop_if_cancelled()
             logger.warning("webhook producer: watch restarts in %ss: %s", pause_seconds, error)
         await asyncio.sleep(pause_seconds)
 

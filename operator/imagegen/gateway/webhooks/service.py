@@ -4,7 +4,6 @@ stopped together."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -17,6 +16,9 @@ import redis.asyncio as aioredis
 from imagegen.gateway.webhooks import dispatcher, producer, secretstore, ssrf
 
 logger = logging.getLogger(__name__)
+
+STOP_SECONDS = 10.0
+"""How long stop() waits for the loops to end (an attempt in flight included)."""
 
 
 class Settings(Protocol):
@@ -70,12 +72,15 @@ class WebhookService:
             task.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
-        """Stop both loops; an attempt in flight is abandoned and delivered again later."""
+        """Stop both loops; an attempt in flight is abandoned and delivered again later.
+        Bounded: a loop that does not end in STOP_SECONDS is logged and left behind."""
+        if not self._tasks:
+            return
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        _, running = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+        for task in running:
+            logger.error("webhook service loop %s did not stop in %ss", task, STOP_SECONDS)
         self._tasks = []
 
 
