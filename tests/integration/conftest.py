@@ -6,13 +6,14 @@ from __future__ import annotations
 import pathlib
 from collections.abc import AsyncIterator, Iterator
 
+import httpx2
 import lightkube
 import pytest
 import redis.asyncio as aioredis
 
 from imagegen import resources
 from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
-from tests.integration import operatorproc
+from tests.integration import operatorproc, tenantworld, webhookreceiver
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
@@ -56,6 +57,20 @@ def kube(management: cluster.LocalCluster) -> Iterator[lightkube.Client]:
     """An admin client of the management cluster."""
     with resources.client_from_kubeconfig(path=management.kubeconfig) as client:
         yield client
+
+
+@pytest.fixture
+async def management_async(
+    management: cluster.LocalCluster,
+) -> AsyncIterator[lightkube.AsyncClient]:
+    """An admin asyncio client of the management cluster, for tests of async code."""
+    client = lightkube.AsyncClient(
+        config=lightkube.KubeConfig.from_file(management.kubeconfig),
+        timeout=httpx2.Timeout(15, connect=5),
+        trust_env=False,
+    )
+    yield client
+    await client.close()
 
 
 @pytest.fixture(scope="session")
@@ -142,3 +157,23 @@ def running_operator(
     operator.start()
     yield operator
     operator.stop()
+
+
+@pytest.fixture
+def world(
+    kube: lightkube.Client,
+    local_stack: stack.LocalStack,
+    running_operator: operatorproc.OperatorProcess,
+) -> Iterator[tenantworld.World]:
+    """The clusters as the running operator shapes them; its log must hold no traceback."""
+    yield tenantworld.World(kube=kube, regions=local_stack.regions)
+    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
+
+
+@pytest.fixture
+async def webhook_receiver() -> AsyncIterator[webhookreceiver.Receiver]:
+    """A webhook receiver on 127.0.0.1 that answers 200 unless scripted otherwise."""
+    started = webhookreceiver.Receiver()
+    await started.start()
+    yield started
+    await started.stop()

@@ -8,10 +8,8 @@ import hashlib
 import json
 import signal
 import time
-from collections.abc import Iterator
 
 import lightkube
-import pytest
 from lightkube.resources import autoscaling_v2, core_v1
 from lightkube.types import PatchType
 
@@ -25,16 +23,6 @@ from tests.integration.conftest import DRIFT_CHECK_SECONDS
 from tests.integration.tenantworld import WORKERS, World, new_tenant, unique_name
 
 ALL_REGIONS = ("us-east", "eu-west", "asia-pacific")
-
-
-@pytest.fixture
-def world(
-    kube: lightkube.Client,
-    local_stack: stack.LocalStack,
-    running_operator: operatorproc.OperatorProcess,
-) -> Iterator[World]:
-    yield World(kube=kube, regions=local_stack.regions)
-    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
 
 
 def test_a_tenant_gets_its_pool_in_every_region_exactly_as_rendered(

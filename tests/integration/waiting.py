@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -25,3 +26,21 @@ def until(
             return last
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
+async def until_async(
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    seconds: float = 60.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> T:
+    """`until` for async probes, so the event loop keeps running the code under test."""
+    deadline = time.monotonic() + seconds
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what} not reached within {seconds}s (last: {last!r})")

@@ -45,6 +45,7 @@ WebhookEvent = Literal[
     "partiallySucceeded",
     "failed",
     "cancelled",
+    "expired",
 ]
 TERMINAL_EVENTS: tuple[WebhookEvent, ...] = (
     "succeeded",
@@ -92,7 +93,7 @@ class Webhook(meta.Model):
     events: Annotated[
         list[WebhookEvent],
         pydantic.Field(
-            min_length=1, max_length=8, json_schema_extra={"x-kubernetes-list-type": "set"}
+            min_length=1, max_length=9, json_schema_extra={"x-kubernetes-list-type": "set"}
         ),
     ] = pydantic.Field(default_factory=lambda: list(TERMINAL_EVENTS))
     """Events to send; by default the ones that end a batch."""

@@ -21,6 +21,12 @@ to the worker; the gateway sets it, and without it the operator uses the batch u
 FIELD_MANAGER: Final = "imagegen-operator"
 """The server-side-apply field manager of everything the operator writes."""
 
+WEBHOOK_SECRETS: Final = "imagegen-webhook-secrets"
+"""Secret in the operator's namespace, tenant name -> the tenant's `whsec_` webhook signing
+secret: the one Secret the gateway may read (the operator writes it)."""
+WEBHOOK_SECRET_KEY: Final = "webhook-secret"  # noqa: S105 - a key name, not a secret
+"""Key of the signing secret in each tenant's own API key Secret, for the tenant to read."""
+
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DnsLabel = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
 """A DNS-1123 label: usable as a namespace, a label value and a Kubernetes object name."""

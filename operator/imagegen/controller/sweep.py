@@ -1,6 +1,6 @@
 """The periodic sweep across regions: objects whose Tenant no longer exists (matched by
 uid, so a re-created Tenant of the same name is a different owner), shared pools no
-shared tenant uses, and API key indexes of vanished Tenants."""
+shared tenant uses, and API key indexes and published webhook secrets of vanished Tenants."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lightkube.resources import core_v1
 
 from imagegen import regions, resources
 from imagegen.api import operatorconfig, tenant
-from imagegen.controller import apikeys, livecache, pools
+from imagegen.controller import apikeys, livecache, pools, webhooksecrets
 from imagegen.render import labels, pool
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ async def sweep_once(
         except regions.UNREACHABLE_ERRORS as error:
             logger.warning("sweep: region %s unreachable: %s", region.name, error)
     indexes = await _key_indexes(management=management, config=config)
+    published = await webhooksecrets.published_tenants(
+        client=management, namespace=config.operator_namespace
+    )
     tenants = [
         tenant.Tenant.model_validate(pools.as_dict(obj))
         async for obj in management.list(resources.Tenant)
@@ -84,6 +87,14 @@ async def sweep_once(
             logger.info("sweep: removing API key index %s of a vanished tenant", name)
             await management.delete(core_v1.ConfigMap, name, namespace=config.operator_namespace)
             deleted += 1
+    # The published secrets are keyed by tenant name (what the gateway knows a batch by).
+    vanished = published - {t.metadata.name for t in tenants if t.metadata.name}
+    if vanished:
+        logger.info("sweep: withdrawing webhook secrets of vanished tenants %s", sorted(vanished))
+        await webhooksecrets.unpublish(
+            client=management, tenant_names=sorted(vanished), namespace=config.operator_namespace
+        )
+        deleted += len(vanished)
     return deleted
 
 

@@ -28,6 +28,7 @@ from imagegen.controller import (
     namespaces,
     observe,
     regionpool,
+    webhooksecrets,
 )
 
 KIND = "Tenant"
@@ -144,6 +145,20 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
         events.append(
             ("Normal", "ApiKeyUpdated", f"API key in Secret {apikeys.secret_name(_name(obj))}")
         )
+    if await webhooksecrets.reconcile(
+        client=context.management,
+        tenant_name=_name(obj),
+        tenant_uid=_uid(obj),
+        namespace=obj.spec.namespace,
+        published_namespace=context.config.operator_namespace,
+    ):
+        events.append(
+            (
+                "Normal",
+                "WebhookSecretUpdated",
+                f"webhook signing secret in Secret {apikeys.secret_name(_name(obj))}",
+            )
+        )
 
     region_statuses, region_events = await _reconcile_regions(
         context=context, obj=obj, previous=previous
@@ -183,6 +198,11 @@ async def cleanup(*, context: Context, body: kopf.Body) -> None:
                 reason="CleanupDeferred",
                 message=f"region {region_name}: {error}; the orphan sweep will remove the rest",
             )
+    await webhooksecrets.unpublish(
+        client=context.management,
+        tenant_names=[_name(obj)],
+        namespace=context.config.operator_namespace,
+    )
     await apikeys.delete(
         client=context.management,
         tenant_name=_name(obj),

@@ -20,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import datetime
-import email.utils
 import logging
-import math
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -31,6 +28,7 @@ from typing import Any
 import httpx2
 import tenacity
 
+from imagegen import retryafter
 from imagegen.worker.providers import base, codec
 
 NAME = "openai"
@@ -200,7 +198,7 @@ class OpenAIProvider:
             return _image_bytes(response)
         message = f"HTTP {status}: {self._server_message(response)}"
         if status in (408, 429) or status >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = retryafter.seconds(response.headers.get("Retry-After"))
             raise _TransientError(message, retry_after=retry_after)
         raise base.ProviderError(f"{NAME}: {message}", retryable=False)
 
@@ -260,20 +258,3 @@ def _image_bytes(response: httpx2.Response) -> bytes:
         raise base.ProviderError(
             f"{NAME}: the response holds no image (expected data[0].b64_json)", retryable=False
         ) from error
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds asked by a Retry-After header, either delay-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.UTC)
-        seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None

@@ -1,0 +1,212 @@
+"""The dispatcher: delivers outbox entries, signed, and settles each attempt.
+
+Two intakes feed one delivery step: new entries of the stream (read as the consumer group
+`dispatchers`, together with entries a dead dispatcher left pending, XAUTOCLAIM) and
+retries that came due in the retry schedule. Every attempt re-checks the URL with the
+SSRF guard and connects to the addresses it checked. Delivery is at least once: a
+dispatcher killed between the receiver's answer and the settle step sends that message
+again, with the same `webhook-id`, so receivers can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx2
+import lightkube
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from imagegen.gateway.webhooks import delivery, loops, outbox, schedule, secretstore, signing, ssrf
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    """How the dispatcher paces itself."""
+
+    policy: schedule.RetryPolicy = dataclasses.field(default_factory=schedule.RetryPolicy)
+    timeout_seconds: float = delivery.TIMEOUT_SECONDS
+    """Per attempt, connection and response included."""
+    lease_seconds: float = 60.0
+    """How long an attempt may take before another dispatcher takes the entry over: well
+    above the attempt timeout, so a live dispatcher is never overtaken."""
+    batch_size: int = 16
+    """Entries taken at once, and delivered concurrently."""
+    block_ms: int = 1000
+    """How long a read of the stream waits for new entries."""
+    retry_poll_seconds: float = 0.5
+    """How often the retry schedule is looked at when nothing was due."""
+    error_backoff_seconds: float = 2.0
+    """Pause after Redis failed, before the loop tries again."""
+
+
+class Dispatcher:
+    """Delivers the outbox as one consumer of the group `dispatchers`."""
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        secrets: secretstore.SecretSource,
+        allowlist: Sequence[str],
+        consumer: str,
+        options: Options | None = None,
+        resolver: ssrf.Resolver | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._redis = redis
+        self._secrets = secrets
+        self._allowlist = list(allowlist)
+        ssrf.Allowlist.parse(self._allowlist)  # a bad setting fails at start, not per send
+        self._consumer = consumer
+        self._options = options or Options()
+        self._resolver = resolver
+        self._clock = clock
+        self._rng = rng or random.SystemRandom()
+        self._group_ready = False
+
+    async def run(self) -> None:
+        """Deliver until cancelled; a Redis that is down is waited for."""
+        # A TaskGroup, not gather: cancelling run() ends when both loops have ended.
+        async with asyncio.TaskGroup() as loops_running:
+            loops_running.create_task(self._guarded(self._intake_once))
+            loops_running.create_task(self._guarded(self._retries_once))
+
+    async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await step()
+            except (redis_errors.RedisError, OSError) as error:
+                loops.stop_if_cancelled()
+                if "NOGROUP" in str(error):  # a Redis that lost its data: make it again
+                    self._group_ready = False
+                logger.warning("webhook dispatcher: Redis failed, retrying: %s", error)
+                await asyncio.sleep(self._options.error_backoff_seconds)
+
+    async def _intake_once(self) -> None:
+        if not self._group_ready:
+            await outbox.ensure_group(self._redis)
+            self._group_ready = True
+        entries = await outbox.claim_abandoned(
+            self._redis,
+            consumer=self._consumer,
+            min_idle_ms=int(self._options.lease_seconds * 1000),
+            count=self._options.batch_size,
+        )
+        if not entries:
+            entries = await outbox.read_new(
+                self._redis,
+                consumer=self._consumer,
+                count=self._options.batch_size,
+                block_ms=self._options.block_ms,
+            )
+        await self._deliver_all(entries)
+
+    async def _retries_once(self) -> None:
+        entries = await outbox.take_due(
+            self._redis,
+            now=self._clock(),
+            lease_seconds=self._options.lease_seconds,
+            limit=self._options.batch_size,
+        )
+        if entries:
+            await self._deliver_all(entries)
+        else:
+            await asyncio.sleep(self._options.retry_poll_seconds)
+
+    async def _deliver_all(self, entries: list[outbox.Entry]) -> None:
+        await asyncio.gather(*(self._deliver(entry) for entry in entries))
+
+    async def _deliver(self, entry: outbox.Entry) -> None:
+        attempts = await outbox.attempts_made(self._redis, entry.entry_id) + 1
+        outcome = await self._attempt(entry, attempts=attempts)
+        logger.info(
+            "webhook %s %s for tenant %s to %s: %s (attempt %d%s%s)",
+            entry.msg_id,
+            entry.type,
+            entry.tenant,
+            _shown(entry.url),
+            outcome.state,
+            outcome.attempts,
+            f", HTTP {outcome.status}" if outcome.status is not None else "",
+            f", {outcome.error}" if outcome.error else "",
+        )
+        await outbox.settle(self._redis, entry=entry, outcome=outcome, now=self._clock())
+
+    async def _attempt(self, entry: outbox.Entry, *, attempts: int) -> outbox.Outcome:
+        if await outbox.is_disabled(self._redis, tenant=entry.tenant, url=entry.url):
+            return outbox.Outcome(
+                state="disabled", attempts=attempts - 1, error="endpoint answered 410 Gone before"
+            )
+        try:
+            target = await ssrf.check_url(
+                entry.url, allowlist=self._allowlist, resolver=self._resolver
+            )
+        except ssrf.UnsafeWebhookURL as refused:
+            return outbox.Outcome(
+                state="failed", attempts=attempts - 1, error=f"refused: {refused}"
+            )
+        try:
+            secret = await self._secrets.get(entry.tenant)
+        except (lightkube.ApiError, httpx2.HTTPError) as error:
+            return self._retry_or_fail(
+                attempts=attempts,
+                response=delivery.Response(error=f"signing secrets unreadable: {error}"),
+            )
+        if secret is None:
+            return self._retry_or_fail(
+                attempts=attempts, response=delivery.Response(error="no signing secret yet")
+            )
+        timestamp = int(self._clock())
+        response = await delivery.post(
+            target=target,
+            url=entry.url,
+            body=entry.body,
+            headers=signing.headers(
+                secret=secret, msg_id=entry.msg_id, timestamp=timestamp, body=entry.body
+            ),
+            timeout_seconds=self._options.timeout_seconds,
+        )
+        if response.status is not None and 200 <= response.status < 300:
+            return outbox.Outcome(state="delivered", attempts=attempts, status=response.status)
+        if response.status == 410:
+            await outbox.disable(self._redis, tenant=entry.tenant, url=entry.url, now=self._clock())
+            return outbox.Outcome(
+                state="disabled", attempts=attempts, status=410, error="endpoint is gone"
+            )
+        return self._retry_or_fail(attempts=attempts, response=response)
+
+    def _retry_or_fail(self, *, attempts: int, response: delivery.Response) -> outbox.Outcome:
+        error = response.error or f"HTTP {response.status}"
+        delay = self._options.policy.delay(
+            attempts_made=attempts, retry_after=response.retry_after, rng=self._rng
+        )
+        if delay is None:
+            return outbox.Outcome(
+                state="failed",
+                attempts=attempts,
+                status=response.status,
+                error=f"gave up after {attempts} attempts: {error}",
+            )
+        return outbox.Outcome(
+            state="retrying",
+            attempts=attempts,
+            status=response.status,
+            error=error,
+            due=self._clock() + delay,
+        )
+
+
+def _shown(url: str) -> str:
+    """The URL without path and query, which may carry tokens: fit for logs."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"

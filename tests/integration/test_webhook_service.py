@@ -1,0 +1,121 @@
+"""The webhook service as the gateway runs it: a batch's status changes on a real
+apiserver arrive, signed, at a receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx2
+import lightkube
+import pytest
+import redis.asyncio as aioredis
+from lightkube import codecs
+from lightkube.models import meta_v1
+from lightkube.resources import core_v1
+from lightkube.types import PatchType
+
+from imagegen import resources
+from imagegen.api import meta
+from imagegen.gateway.webhooks import dispatcher, service, signing
+from imagegen.localcluster import cluster
+from tests import builders
+from tests.integration import waiting
+from tests.integration.webhookreceiver import Received, Receiver
+
+pytestmark = pytest.mark.usefixtures("crds_installed")
+
+TENANT = "svc"
+SECRET = signing.new_secret()
+
+
+@dataclasses.dataclass
+class Settings:
+    """The two gateway settings the service reads."""
+
+    webhook_allowlist: list[str]
+    operator_namespace: str
+
+
+@pytest.fixture
+def namespaces(kube: lightkube.Client) -> Iterator[tuple[str, str]]:
+    """(the batches' namespace, the namespace with the published signing secrets)."""
+    names = (f"tenant-{TENANT}-{uuid.uuid4().hex[:6]}", f"system-{uuid.uuid4().hex[:6]}")
+    for name in names:
+        kube.create(core_v1.Namespace(metadata=meta_v1.ObjectMeta(name=name)))
+    kube.create(
+        core_v1.Secret(
+            metadata=meta_v1.ObjectMeta(name=meta.WEBHOOK_SECRETS, namespace=names[1]),
+            data={TENANT: base64.b64encode(SECRET.encode()).decode()},
+        )
+    )
+    yield names
+    for name in names:
+        kube.delete(core_v1.Namespace, name)
+
+
+@pytest.fixture
+async def webhook_service(
+    management: cluster.LocalCluster,
+    scratch_redis: aioredis.Redis,
+    namespaces: tuple[str, str],
+) -> AsyncIterator[service.WebhookService]:
+    kube = lightkube.AsyncClient(
+        config=lightkube.KubeConfig.from_file(management.kubeconfig),
+        timeout=httpx2.Timeout(15, connect=5),
+        trust_env=False,
+    )
+    running = service.WebhookService(
+        kube=kube,
+        redis=scratch_redis,
+        settings=Settings(webhook_allowlist=["127.0.0.1"], operator_namespace=namespaces[1]),
+        options=dispatcher.Options(block_ms=200, retry_poll_seconds=0.1),
+    )
+    await running.start()
+    yield running
+    await running.stop()
+    await kube.close()
+
+
+async def test_status_changes_arrive_signed_and_in_order(
+    kube: lightkube.Client,
+    namespaces: tuple[str, str],
+    webhook_receiver: Receiver,
+    webhook_service: service.WebhookService,
+) -> None:
+    batches = namespaces[0]
+    body = builders.make_batch("svc-batch", tenant=TENANT).namespace(batches).items(4)
+    kube.create(codecs.from_dict(body.webhook(webhook_receiver.url, "running", "succeeded").obj()))
+    for status in (
+        {"phase": "Queued", "progress": "0/4"},
+        {"phase": "Running", "progress": "1/4"},
+        {"phase": "Running", "progress": "3/4"},
+        {"phase": "Succeeded", "progress": "4/4"},
+    ):
+        kube.patch(
+            resources.ImageBatch.Status,
+            "svc-batch",
+            {"status": status},
+            namespace=batches,
+            patch_type=PatchType.MERGE,
+        )
+
+    arrived = await waiting.until_async(
+        lambda: _at_least(webhook_receiver, 2), seconds=60, what="two deliveries"
+    )
+
+    for got in arrived:
+        signing.verify(secret=SECRET, headers=got.headers, body=got.body, now=int(time.time()))
+    # Deliveries run concurrently and retries reorder them: order is by payload timestamp.
+    payloads = sorted((json.loads(got.body) for got in arrived), key=lambda p: p["timestamp"])
+    assert sorted(p["type"] for p in payloads) == ["batch.completed", "batch.started"]
+    completed = next(p for p in payloads if p["type"] == "batch.completed")
+    assert (completed["data"]["status"], completed["data"]["namespace"]) == ("Succeeded", batches)
+
+
+async def _at_least(receiver: Receiver, count: int) -> list[Received] | None:
+    return list(receiver.ok()) if len(receiver.ok()) >= count else None

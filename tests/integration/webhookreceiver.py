@@ -1,0 +1,79 @@
+"""A webhook receiver on 127.0.0.1 for tests: answers from a script, records what came."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import time
+
+from aiohttp import web
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Answer:
+    """What the receiver answers to one request."""
+
+    status: int = 200
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    delay_seconds: float = 0.0
+    """How long to wait before answering: a slow receiver."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Received:
+    """One request as the receiver saw it, with the status it answered."""
+
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    """time.time() when the request arrived."""
+    status: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Receiver:
+    """Answers with `script` in order, then 200; records every request it answered."""
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.script: list[Answer] = []
+        self.received: list[Received] = []
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/imagegen"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hooks/imagegen", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def ok(self) -> list[Received]:
+        """Requests answered with a 2xx: the deliveries."""
+        return [r for r in self.received if 200 <= r.status < 300]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        arrived = time.time()
+        body = await request.read()
+        answer = self.script.pop(0) if self.script else Answer()
+        if answer.delay_seconds:
+            await asyncio.sleep(answer.delay_seconds)
+        self.received.append(
+            Received(headers=dict(request.headers), body=body, at=arrived, status=answer.status)
+        )
+        return web.Response(status=answer.status, headers=answer.headers)
