@@ -29,7 +29,16 @@ import yaml
 
 from imagegen import resources
 from imagegen.api import operatorconfig
-from imagegen.localcluster import build, install, operatorsetup, poolview, process, redis, stack
+from imagegen.localcluster import (
+    build,
+    install,
+    operatorsetup,
+    poolview,
+    process,
+    prometheus,
+    redis,
+    stack,
+)
 from imagegen.queue import keys
 from imagegen.render import pool
 
@@ -47,6 +56,7 @@ class Sources:
     examples: pathlib.Path
     crds: pathlib.Path
     rbac: pathlib.Path
+    alert_rules: pathlib.Path
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -57,6 +67,8 @@ class Running:
     clusters: stack.LocalStack
     redis_urls: dict[str, str]
     children: list[process.ManagedProcess]
+    scrape_targets: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """host:port of each process's /metrics, by Prometheus job."""
 
     @property
     def kubeconfig(self) -> pathlib.Path:
@@ -136,11 +148,14 @@ def started_stack(
                 redis_urls=running.redis_urls,
                 workdir=workdir / "operator",
             )
-            running.children.append(_start_operator(setup=setup, workdir=workdir))
+            running.children.append(_start_operator(setup=setup, running=running))
             tenants = _wait_tenants_observed(client=client, timeout_seconds=60)
         pools = _pools(running=running, tenants=tenants)
         running.children.extend(_start_workers(running=running, pools=pools, out=out))
         running.children.extend(_start_load_models(running=running, pools=pools))
+        running.children.append(
+            _start_prometheus(running=running, binary=binaries["prometheus"], sources=sources)
+        )
         yield running
     finally:
         print("stopping the local stack")
@@ -170,19 +185,35 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _start_operator(
-    *, setup: operatorsetup.OperatorSetup, workdir: pathlib.Path
+    *, setup: operatorsetup.OperatorSetup, running: Running
 ) -> process.ManagedProcess:
     """The operator as a process of its own, under its ServiceAccount, as in a cluster."""
-    port = process.free_port()
+    port, metrics_port = process.free_port(), process.free_port()
     argv = [sys.executable, "-m", "imagegen", "operator", "--config", str(setup.config_path)]
     argv += ["--kubeconfig", str(setup.kubeconfig)]
-    operator = process.spawn(
-        name="operator",
-        argv=[*argv, "--liveness", f"http://127.0.0.1:{port}/healthz"],
-        log_path=workdir / "operator.log",
-    )
+    argv += ["--liveness", f"http://127.0.0.1:{port}/healthz"]
+    argv += ["--metrics", f"http://127.0.0.1:{metrics_port}/metrics"]
+    operator = process.spawn(name="operator", argv=argv, log_path=running.workdir / "operator.log")
     process.wait_for_port(process=operator, port=port, timeout_seconds=60)
+    running.scrape_targets["operator"] = [f"127.0.0.1:{metrics_port}"]
     return operator
+
+
+def _start_prometheus(
+    *, running: Running, binary: pathlib.Path, sources: Sources
+) -> process.ManagedProcess:
+    """Prometheus scraping the operator and the workers, with the alert rules loaded."""
+    server, queries = prometheus.start_for_stack(
+        binary=binary,
+        workdir=running.workdir / "prometheus",
+        operator=running.scrape_targets["operator"][0],
+        workers=running.scrape_targets.get("workers", []),
+        rule_files=[sources.alert_rules],
+    )
+    print(f"Prometheus: {server.url} (alert rules loaded); queries worth running:")
+    for meaning, query in queries:
+        print(f"  {meaning}:\n    {query}")
+    return server.child
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, order=True)
@@ -229,7 +260,9 @@ def _start_workers(
     for each in pools:
         argv = [sys.executable, "-m", "imagegen", "worker", "--region", each.region]
         argv += [*each.worker_flags, "--redis-url", running.redis_urls[each.region]]
-        argv += ["--storage-dir", str(out), "--concurrency", "4", "--port", "0"]
+        port = process.free_port()
+        argv += ["--storage-dir", str(out), "--concurrency", "4", "--port", str(port)]
+        running.scrape_targets.setdefault("workers", []).append(f"127.0.0.1:{port}")
         argv += ["--simulated-cost-seconds", str(_IMAGE_COST_SECONDS)]
         workers.append(
             process.spawn(

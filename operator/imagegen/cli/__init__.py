@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
             "--rbac", type=pathlib.Path, default=pathlib.Path("manifests/rbac")
         )
         stack_command.add_argument(
+            "--alert-rules",
+            type=pathlib.Path,
+            default=pathlib.Path("manifests/monitoring/alerts.rules.yaml"),
+            help="rules file the stack's Prometheus loads",
+        )
+        stack_command.add_argument(
             "--out", type=pathlib.Path, default=pathlib.Path("out"), help="where images go"
         )
         stack_command.set_defaults(run=_run_dev if command == "dev" else _run_demo)
@@ -188,7 +194,9 @@ def _run_controlplane_build(args: argparse.Namespace) -> int:
 
 
 def _sources(args: argparse.Namespace) -> devstack.Sources:
-    return devstack.Sources(examples=args.examples, crds=args.crds, rbac=args.rbac)
+    return devstack.Sources(
+        examples=args.examples, crds=args.crds, rbac=args.rbac, alert_rules=args.alert_rules
+    )
 
 
 def _run_dev(args: argparse.Namespace) -> int:
