@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from imagegen import resources
 from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
-from tests.integration import operatorproc
+from tests.integration import gatewayproc, operatorproc
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
@@ -148,3 +148,44 @@ def running_operator(
     operator.start()
     yield operator
     operator.stop()
+
+
+GATEWAY_REDIS_DB = 5
+"""The database of the session's redis-server that the gateway keeps its state in."""
+
+
+@pytest.fixture(scope="session")
+def gateway_images(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The folder workers store images in and the gateway serves them from (the shared
+    volume of a real deployment)."""
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture(scope="session")
+def running_gateway(
+    local_stack: stack.LocalStack,
+    operator_setup: operatorsetup.OperatorSetup,
+    running_operator: operatorproc.OperatorProcess,
+    redis_server: redis.LocalRedis,
+    gateway_images: pathlib.Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[gatewayproc.GatewayProcess]:
+    """One `imagegen gateway` for the session, under the gateway's ServiceAccount, with the
+    operator running (it publishes the API-key index the gateway reads)."""
+    workdir = tmp_path_factory.mktemp("gateway")
+    kubeconfig = operatorsetup.service_account_kubeconfig(
+        target=local_stack.management,
+        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
+        workdir=workdir,
+        account="imagegen-gateway",
+    )
+    gateway = gatewayproc.GatewayProcess(
+        kubeconfig=kubeconfig,
+        redis_url=f"redis://127.0.0.1:{redis_server.port}/{GATEWAY_REDIS_DB}",
+        workdir=workdir,
+        images_dir=gateway_images,
+        webhook_allowlist=("127.0.0.1",),
+    )
+    gateway.start()
+    yield gateway
+    gateway.stop()

@@ -41,11 +41,11 @@ def prepare(
     kubeconfig per cluster plus the operator configuration file naming them and each
     region's Redis (redis_urls, by region name)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    management = _service_account_kubeconfig(
+    management = service_account_kubeconfig(
         target=local.management, manifest=rbac_dir / "management.yaml", workdir=workdir
     )
     regional = {
-        name: _service_account_kubeconfig(
+        name: service_account_kubeconfig(
             target=running, manifest=rbac_dir / "region.yaml", workdir=workdir
         )
         for name, running in local.regions.items()
@@ -64,25 +64,31 @@ def prepare(
     )
 
 
-def _service_account_kubeconfig(
-    *, target: cluster.LocalCluster, manifest: pathlib.Path, workdir: pathlib.Path
+def service_account_kubeconfig(
+    *,
+    target: cluster.LocalCluster,
+    manifest: pathlib.Path,
+    workdir: pathlib.Path,
+    account: str = SERVICE_ACCOUNT,
 ) -> pathlib.Path:
+    """Apply `manifest` as admin, then write a kubeconfig with a token of ServiceAccount
+    `account` (in the operator's namespace), so a process has exactly its privileges."""
     with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
         install.apply_files(client=admin, paths=[manifest])
         request = core_v1.ServiceAccountToken(
-            metadata=meta_v1.ObjectMeta(name=SERVICE_ACCOUNT, namespace=NAMESPACE),
+            metadata=meta_v1.ObjectMeta(name=account, namespace=NAMESPACE),
             spec=authentication_v1.TokenRequestSpec(audiences=[], expirationSeconds=_TOKEN_SECONDS),
         )
-        issued = admin.create(request, SERVICE_ACCOUNT, namespace=NAMESPACE)
+        issued = admin.create(request, account, namespace=NAMESPACE)
     assert issued.status is not None, "a TokenRequest answer always carries a token"
     assert issued.status.token is not None
-    path = workdir / f"{target.name}.operator.kubeconfig"
+    path = workdir / f"{target.name}.{account}.kubeconfig"
     cluster.write_kubeconfig(
         path=path,
         name=target.name,
         server=target.server,
         ca_cert=target.ca_cert,
         token=issued.status.token,
-        user=f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}",
+        user=f"system:serviceaccount:{NAMESPACE}:{account}",
     )
     return path
