@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo dev lint unit integration crds manifests-check controlplane redis-server clean
+.PHONY: test demo dev lint unit integration crds openapi manifests-check controlplane redis-server clean
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
@@ -34,6 +34,10 @@ integration: $(BIN)/.installed controlplane redis-server
 
 crds: $(BIN)/.installed
 	$(BIN)/imagegen crds --output-dir crds
+
+# docs/openapi.json is committed; a unit test fails when it is stale.
+openapi: $(BIN)/.installed
+	$(BIN)/imagegen openapi --output docs/openapi.json
 
 controlplane: $(BIN)/.installed
 	$(BIN)/imagegen controlplane
