@@ -58,6 +58,8 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
     app.add_exception_handler(starlette_exceptions.HTTPException, _http_error)
     for unavailable in (lightkube.ApiError, httpx2.HTTPError, redis.exceptions.RedisError):
         app.add_exception_handler(unavailable, _dependency_failed)
+    # A bug still answers in the one error shape; Starlette logs the traceback.
+    app.add_exception_handler(Exception, _server_error)
     # Added last = outermost: metrics see every answer, the headers reach every answer.
     app.add_middleware(services.RateLimitHeaders)
     app.add_middleware(bodylimit.BodyLimit, max_bytes=config.max_body_bytes)
@@ -189,3 +191,7 @@ async def _dependency_failed(request: fastapi.Request, error: Exception) -> resp
         detail="the gateway could not reach Kubernetes or Redis; retry later",
         headers={"Retry-After": "1"},
     ).response()
+
+
+async def _server_error(_: fastapi.Request, error: Exception) -> responses.Response:
+    return problems.Problem(status=500, detail="internal error; it has been logged").response()

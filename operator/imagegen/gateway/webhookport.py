@@ -39,7 +39,11 @@ async def check_url(url: str, *, allowlist: Sequence[str]) -> None:
     """Refuse URLs that are not http(s) or whose host resolves to a non-public address
     (private, loopback, link-local, metadata), unless the host is allowlisted. Fails
     closed: a host that does not resolve is refused."""
-    parsed = urllib.parse.urlsplit(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port
+    except ValueError as error:
+        raise UnsafeWebhookURL(f"not a valid URL: {error}") from error
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise UnsafeWebhookURL("only http and https URLs with a host are allowed")
     host = parsed.hostname
@@ -47,8 +51,10 @@ async def check_url(url: str, *, allowlist: Sequence[str]) -> None:
         return
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
-            host, parsed.port or 443, type=socket.SOCK_STREAM
+            host, port or 443, type=socket.SOCK_STREAM
         )
+    except UnicodeError as error:
+        raise UnsafeWebhookURL("the host is not a valid host name") from error
     except OSError as error:
         raise UnsafeWebhookURL(f"{host} does not resolve ({error.strerror})") from error
     for info in infos:

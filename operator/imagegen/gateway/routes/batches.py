@@ -253,7 +253,9 @@ async def _create(
                 await webhookport.check_url(
                     submission.webhook.url, allowlist=found.settings.webhook_allowlist
                 )
-        except (webhookport.UnsafeWebhookURL, TimeoutError) as error:
+        # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a
+        # host name (schemathesis found those) is as unsafe as a private one.
+        except (ValueError, TimeoutError) as error:
             reason = str(error) or "the host did not resolve in time"
             raise problems.Problem(
                 status=422,
