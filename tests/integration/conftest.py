@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from imagegen import resources
 from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
-from tests.integration import gatewayproc, operatorproc
+from tests.integration import gatewayproc, gatewayworld, operatorproc, tenantworld
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
@@ -189,3 +189,19 @@ def running_gateway(
     gateway.start()
     yield gateway
     gateway.stop()
+
+
+@pytest.fixture
+def gateway_world(
+    kube: lightkube.Client,
+    regions: dict[str, cluster.LocalCluster],
+    running_operator: operatorproc.OperatorProcess,
+    running_gateway: gatewayproc.GatewayProcess,
+) -> Iterator[gatewayworld.GatewayWorld]:
+    """The management cluster and the running gateway; a test that left a traceback in
+    the gateway's or the operator's log fails."""
+    yield gatewayworld.GatewayWorld(
+        world=tenantworld.World(kube=kube, regions=regions), gateway=running_gateway
+    )
+    assert "Traceback" not in running_gateway.log(), running_gateway.log()[-4000:]
+    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]

@@ -10,27 +10,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import lightkube
 import pytest
 
-from imagegen.localcluster import cluster
-from tests.integration import gatewayproc, operatorproc, waiting
+from tests.integration import waiting
 from tests.integration.gatewayworld import GatewayWorld, items
-from tests.integration.tenantworld import World
 
 PROBLEM = "application/problem+json"
 SUBMIT = "/api/v1/batch/generate"
 
 
 @pytest.fixture
-def gw(
-    kube: lightkube.Client,
-    regions: dict[str, cluster.LocalCluster],
-    running_operator: operatorproc.OperatorProcess,
-    running_gateway: gatewayproc.GatewayProcess,
-) -> Iterator[GatewayWorld]:
-    yield GatewayWorld(world=World(kube=kube, regions=regions), gateway=running_gateway)
-    assert "Traceback" not in running_gateway.log(), running_gateway.log()[-4000:]
+def gw(gateway_world: GatewayWorld) -> GatewayWorld:
+    return gateway_world
 
 
 @pytest.fixture

@@ -15,16 +15,14 @@ from typing import Any
 
 import httpx
 import httpx_sse
-import lightkube
 import pytest
 from PIL import Image
 from websockets.exceptions import InvalidStatus
 from websockets.sync import client as ws_client
 
 from imagegen.localcluster import cluster, redis
-from tests.integration import gatewayproc, operatorproc, workerproc
+from tests.integration import gatewayproc, workerproc
 from tests.integration.gatewayworld import GatewayWorld, items
-from tests.integration.tenantworld import World
 
 REGION = "us-east"
 GATEWAY_USER = "system:serviceaccount:imagegen-system:imagegen-gateway"
@@ -32,15 +30,8 @@ STREAM_SECONDS = 240
 
 
 @pytest.fixture
-def gw(
-    kube: lightkube.Client,
-    regions: dict[str, cluster.LocalCluster],
-    running_operator: operatorproc.OperatorProcess,
-    running_gateway: gatewayproc.GatewayProcess,
-) -> Iterator[GatewayWorld]:
-    yield GatewayWorld(world=World(kube=kube, regions=regions), gateway=running_gateway)
-    assert "Traceback" not in running_gateway.log(), running_gateway.log()[-4000:]
-    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
+def gw(gateway_world: GatewayWorld) -> GatewayWorld:
+    return gateway_world
 
 
 @pytest.fixture
