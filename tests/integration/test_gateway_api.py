@@ -4,6 +4,7 @@ idempotency. Submissions become ImageBatch CRs; the CR is the only record."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
+from imagegen.gateway import idempotency, translate
 from tests.integration import waiting
 from tests.integration.gatewayworld import GatewayWorld, items
 
@@ -362,3 +365,28 @@ def test_concurrent_duplicates_create_exactly_one_batch(
     accepted = {reply.content for reply in replies if reply.status_code == 202}
     assert len(accepted) == 1
     assert len(gw.batches(name)) == 1
+
+
+def test_a_duplicate_while_the_first_is_in_flight_gets_409_and_nothing_is_created(
+    gw: GatewayWorld, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    body = {"items": items(1)}
+    fingerprint = idempotency.fingerprint(method="POST", path=translate.API_PREFIX, body=body)
+
+    async def first_request_claims() -> None:
+        # What the first request's claim leaves in Redis while it waits on the apiserver.
+        client = aioredis.Redis.from_url(gw.gateway.redis_url)
+        try:
+            store = idempotency.IdempotencyStore(redis=client)
+            state, _ = await store.claim(tenant=name, key="slow", fingerprint=fingerprint)
+            assert state is idempotency.State.NEW
+        finally:
+            await client.aclose()
+
+    asyncio.run(first_request_claims())
+    with gw.client(key, **{"Idempotency-Key": "slow"}) as http:
+        reply = http.post(SUBMIT, json=body)
+    assert reply.status_code == 409
+    assert reply.json()["type"].endswith("/idempotency-in-flight")
+    assert gw.batches(name) == []

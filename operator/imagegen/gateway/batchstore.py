@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
@@ -76,7 +76,7 @@ class BatchStore:
 
     async def follow(
         self, *, namespace: str, name: str, since: str | None
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """Watch events of one CR from resourceVersion `since`: (type, object) pairs.
 
         The watch is renewed when the server ends it; on 410 Gone (a gap too long for the

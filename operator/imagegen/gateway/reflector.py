@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 _FIRST_BACKOFF_SECONDS = 0.5
 _MAX_BACKOFF_SECONDS = 30.0
+_CYCLE_GRACE_SECONDS = 30
 
 
 class Sink(Protocol):
@@ -69,7 +70,13 @@ class Reflector:
         backoff = _FIRST_BACKOFF_SECONDS
         while True:
             try:
-                await self._list_then_watch()
+                # lightkube renews a watch the server ends, forever, and reads it without a
+                # timeout; a bounded cycle also ends a half-open connection that would
+                # otherwise hang silently, at the cost of one list per cycle.
+                async with asyncio.timeout(self._watch_seconds + _CYCLE_GRACE_SECONDS):
+                    await self._list_then_watch()
+                backoff = _FIRST_BACKOFF_SECONDS
+            except TimeoutError:
                 backoff = _FIRST_BACKOFF_SECONDS
             except (lightkube.ApiError, httpx2.HTTPError, kube_errors.LoadResourceError) as error:
                 logger.warning("%s watch failed, relisting in %.1fs: %s", self.what, backoff, error)

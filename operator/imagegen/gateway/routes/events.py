@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import fastapi
@@ -26,25 +26,28 @@ _POLICY_VIOLATION = 1008
 
 async def updates(
     found: services.Services, tenant: tenants.TenantView, obj: dict[str, Any]
-) -> AsyncIterator[schemas.BatchObject]:
+) -> AsyncGenerator[schemas.BatchObject, None]:
     """The batch now, then each time what the API shows of it changes; ends after a
     terminal phase or when the CR is deleted."""
     last = translate.batch_object(obj)
     yield last
     if translate.is_terminal(obj):
         return
-    name = obj["metadata"]["name"]
-    async for event, current in found.batches.follow(
-        namespace=tenant.namespace, name=name, since=obj["metadata"].get("resourceVersion")
-    ):
-        if event == "DELETED":
-            return
-        shown = translate.batch_object(current)
-        if shown != last:
-            last = shown
-            yield shown
-        if translate.is_terminal(current):
-            return
+    events = found.batches.follow(
+        namespace=tenant.namespace,
+        name=obj["metadata"]["name"],
+        since=obj["metadata"].get("resourceVersion"),
+    )
+    async with contextlib.aclosing(events):
+        async for event, current in events:
+            if event == "DELETED":
+                return
+            shown = translate.batch_object(current)
+            if shown != last:
+                last = shown
+                yield shown
+            if translate.is_terminal(current):
+                return
 
 
 @router.get(
@@ -70,9 +73,11 @@ async def batch_events_sse(
     obj = await batches.find(found, tenant, batch_id)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
+        shown_updates = updates(found, tenant, obj)
         with metrics.EVENT_STREAMS.labels("sse").track_inprogress():
-            async for shown in updates(found, tenant, obj):
-                yield {"event": "batch", "data": shown.model_dump_json()}
+            async with contextlib.aclosing(shown_updates):
+                async for shown in shown_updates:
+                    yield {"event": "batch", "data": shown.model_dump_json()}
 
     return sse.EventSourceResponse(stream(), ping=_PING_SECONDS)
 
@@ -103,10 +108,12 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
 
 
 async def _send_updates(
-    websocket: fastapi.WebSocket, stream: AsyncIterator[schemas.BatchObject]
+    websocket: fastapi.WebSocket, stream: AsyncGenerator[schemas.BatchObject, None]
 ) -> None:
-    async for shown in stream:
-        await websocket.send_text(shown.model_dump_json())
+    # aclosing: a client that leaves must end the Kubernetes watch now, not at GC time.
+    async with contextlib.aclosing(stream):
+        async for shown in stream:
+            await websocket.send_text(shown.model_dump_json())
 
 
 async def _until_disconnect(websocket: fastapi.WebSocket) -> None:
