@@ -11,6 +11,7 @@ from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
 from imagegen import resources
+from imagegen.localcluster import cluster
 from tests.integration import gatewayproc, waiting
 from tests.integration.tenantworld import World, new_tenant, unique_name
 
@@ -22,12 +23,16 @@ class GatewayWorld:
     world: World
     gateway: gatewayproc.GatewayProcess
 
-    def tenant(self, prefix: str = "gw", **rate_limit: int) -> str:
-        """A reconciled Tenant in us-east, with rate_limit fields if given; its name."""
+    def tenant(
+        self, prefix: str = "gw", quota: dict[str, int] | None = None, **rate_limit: int
+    ) -> str:
+        """A reconciled Tenant in us-east, with rate_limit and quota fields if given."""
         name = unique_name(prefix)
         builder = new_tenant(name, "us-east")
         if rate_limit:
             builder = builder.rate_limit(**rate_limit)
+        if quota:
+            builder = builder.quota(**quota)
         self.world.create(builder.obj())
         self.world.wait_reconciled(name, timeout=90)
         return name
@@ -56,9 +61,11 @@ class GatewayWorld:
                 what="gateway accepts the key",
             )
 
-    def ready_tenant(self, prefix: str = "gw", **rate_limit: int) -> tuple[str, str]:
+    def ready_tenant(
+        self, prefix: str = "gw", quota: dict[str, int] | None = None, **rate_limit: int
+    ) -> tuple[str, str]:
         """A tenant whose key the gateway already accepts: (name, key)."""
-        name = self.tenant(prefix, **rate_limit)
+        name = self.tenant(prefix, quota, **rate_limit)
         key = self.key(name)
         self.wait_key_works(key)
         return name, key
@@ -90,3 +97,17 @@ class GatewayWorld:
 def items(count: int, **fields: Any) -> list[dict[str, Any]]:
     """`count` small items."""
     return [{"prompt": f"a lighthouse, take {n}", "size": "64x64", **fields} for n in range(count)]
+
+
+GATEWAY_USER = "system:serviceaccount:imagegen-system:imagegen-gateway"
+
+
+def refused_requests(management: cluster.LocalCluster) -> list[str]:
+    """'verb resource code' of the gateway's requests that the apiserver refused (401/403):
+    its Role must cover everything it does."""
+    return [
+        f"{e['verb']} {e.get('objectRef', {}).get('resource')} {e['responseStatus']['code']}"
+        for e in management.audit_events()
+        if e["user"].get("username") == GATEWAY_USER
+        and e.get("responseStatus", {}).get("code") in (401, 403)
+    ]

@@ -390,3 +390,36 @@ def test_a_duplicate_while_the_first_is_in_flight_gets_409_and_nothing_is_create
     assert reply.status_code == 409
     assert reply.json()["type"].endswith("/idempotency-in-flight")
     assert gw.batches(name) == []
+
+
+def test_images_are_charged_per_item_against_the_per_minute_quota(gw: GatewayWorld) -> None:
+    name, key = gw.ready_tenant("images", quota={"max_images_per_minute": 10})
+    with gw.client(key) as http:
+        first = submit(http, 6)
+        second = submit(http, 6)
+        too_big = submit(http, 11)
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert second.headers["ratelimit"].endswith('"images";r=4;t=36')
+    # 2 more images come back every 6 s at 10 a minute.
+    assert second.headers["retry-after"] == "12"
+    assert too_big.status_code == 422
+    assert [error["field"] for error in too_big.json()["errors"]] == ["items"]
+    assert len(gw.batches(name)) == 1
+
+
+def test_metrics_count_requests_by_route_template_and_never_name_tenants(
+    gw: GatewayWorld, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    with gw.client(key) as http:
+        batch_id = submit(http, 1).json()["id"]
+        http.get(f"/api/v1/batches/{batch_id}")
+        exposition = http.get("/metrics").text
+    assert (
+        'imagegen_gateway_requests_total{code="202",method="POST",route="/api/v1/batch/generate"}'
+    ) in exposition
+    assert 'route="/api/v1/batches/{batch_id}"' in exposition
+    assert batch_id not in exposition
+    assert name not in exposition
+    assert key not in exposition

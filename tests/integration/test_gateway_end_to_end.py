@@ -21,11 +21,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync import client as ws_client
 
 from imagegen.localcluster import cluster, redis
-from tests.integration import gatewayproc, workerproc
+from tests.integration import gatewayproc, gatewayworld, workerproc
 from tests.integration.gatewayworld import GatewayWorld, items
 
 REGION = "us-east"
-GATEWAY_USER = "system:serviceaccount:imagegen-system:imagegen-gateway"
 STREAM_SECONDS = 240
 
 
@@ -103,10 +102,11 @@ def test_100_images_submitted_over_http_are_followed_by_websocket_and_fetched(
         assert_image(http, batch_id, "item-57")
     watches = [
         event for event in management.audit_events()
-        if event["user"].get("username") == GATEWAY_USER and event["verb"] == "watch"
+        if event["user"].get("username") == gatewayworld.GATEWAY_USER and event["verb"] == "watch"
         and event["objectRef"].get("resource") == "imagebatches"
     ]  # fmt: skip
     assert watches, "the stream follows a Kubernetes watch of the batch"
+    assert gatewayworld.refused_requests(management) == []
 
 
 def test_the_same_batch_can_be_followed_with_server_sent_events(
