@@ -58,12 +58,24 @@ async def submit(
         raise problems.from_validation(error) from error
     await services.charge(request, found, tenant, images=len(submission.items))
     if idempotency_key is None:
-        return await _create(
-            found, tenant_name=tenant.name, namespace=tenant.namespace, submission=submission
-        )
+        return await _create(found, tenant=tenant, submission=submission)
+    return await _create_once(
+        found, tenant=tenant, key=idempotency_key, body=body, submission=submission
+    )
+
+
+async def _create_once(
+    found: services.Services,
+    *,
+    tenant: tenants.TenantView,
+    key: str,
+    body: Any,
+    submission: schemas.BatchRequest,
+) -> responses.Response:
+    """Create under an Idempotency-Key: replay, refuse, or create and keep the answer."""
     fingerprint = idempotency.fingerprint(method="POST", path=translate.API_PREFIX, body=body)
     state, stored = await found.idempotency.claim(
-        tenant=tenant.name, key=idempotency_key, fingerprint=fingerprint
+        tenant=tenant.name, key=key, fingerprint=fingerprint
     )
     if state is idempotency.State.REPLAY and stored is not None:
         metrics.IDEMPOTENT_REPLAYS.inc()
@@ -82,16 +94,15 @@ async def submit(
             detail="a request with this Idempotency-Key is still being processed",
         )
     try:
-        response = await _create(
-            found, tenant_name=tenant.name, namespace=tenant.namespace, submission=submission
-        )
+        response = await _create(found, tenant=tenant, submission=submission)
     except BaseException:
-        await found.idempotency.abandon(tenant=tenant.name, key=idempotency_key)
+        # Nothing was created (or the answer is an error): a retry may go ahead.
+        await found.idempotency.abandon(tenant=tenant.name, key=key)
         raise
     kept = {name: response.headers[name] for name in ("location", "content-type")}
     await found.idempotency.finish(
         tenant=tenant.name,
-        key=idempotency_key,
+        key=key,
         fingerprint=fingerprint,
         response=idempotency.StoredResponse(
             status=response.status_code, headers=kept, body=bytes(response.body)
@@ -234,33 +245,33 @@ async def _json_body(request: fastapi.Request, *, read_seconds: float) -> Any:
         ) from error
 
 
+async def _check_webhook(found: services.Services, url: str) -> None:
+    """422 naming webhook.url unless the URL is safe to call (the SSRF guard)."""
+    try:
+        async with asyncio.timeout(found.settings.timeouts.webhook_check_seconds):
+            await webhookport.check_url(url, allowlist=found.settings.webhook_allowlist)
+    # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a host
+    # name (schemathesis found those) is as unsafe as a private one.
+    except (ValueError, TimeoutError) as error:
+        reason = str(error) or "the host did not resolve in time"
+        raise problems.Problem(
+            status=422,
+            slug="unsafe-webhook-url",
+            detail=f"webhook.url refused: {reason}",
+            errors=[problems.field_error(["webhook", "url"], reason)],
+        ) from error
+
+
 async def _create(
-    found: services.Services,
-    *,
-    tenant_name: str,
-    namespace: str,
-    submission: schemas.BatchRequest,
+    found: services.Services, *, tenant: tenants.TenantView, submission: schemas.BatchRequest
 ) -> responses.JSONResponse:
+    """Create the CR and answer 202 with the batch object and its Location."""
     if submission.webhook is not None:
-        try:
-            async with asyncio.timeout(found.settings.timeouts.webhook_check_seconds):
-                await webhookport.check_url(
-                    submission.webhook.url, allowlist=found.settings.webhook_allowlist
-                )
-        # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a
-        # host name (schemathesis found those) is as unsafe as a private one.
-        except (ValueError, TimeoutError) as error:
-            reason = str(error) or "the host did not resolve in time"
-            raise problems.Problem(
-                status=422,
-                slug="unsafe-webhook-url",
-                detail=f"webhook.url refused: {reason}",
-                errors=[problems.field_error(["webhook", "url"], reason)],
-            ) from error
+        await _check_webhook(found, submission.webhook.url)
     name = f"batch-{secrets.token_hex(6)}"
     try:
         obj = translate.custom_resource(
-            submission, name=name, tenant=tenant_name, namespace=namespace
+            submission, name=name, tenant=tenant.name, namespace=tenant.namespace
         )
     except pydantic.ValidationError as error:
         raise problems.from_validation(error) from error
