@@ -10,7 +10,7 @@ PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo dev lint unit integration test-autoscale bench-autoscale crds monitoring \
-	test-alerts manifests-check controlplane redis-server clean
+	test-alerts openapi manifests-check controlplane redis-server clean
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
@@ -52,6 +52,10 @@ monitoring: $(BIN)/.installed
 # promtool alone: the alert rules' unit tests and checks (no cluster needed).
 test-alerts: $(BIN)/.installed controlplane
 	$(BIN)/pytest -m alerts
+
+# docs/openapi.json is committed; a unit test fails when it is stale.
+openapi: $(BIN)/.installed
+	$(BIN)/imagegen openapi --output docs/openapi.json
 
 controlplane: $(BIN)/.installed
 	$(BIN)/imagegen controlplane

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from imagegen import resources
 from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
-from tests.integration import operatorproc, tenantworld, webhookreceiver
+from tests.integration import gatewayproc, gatewayworld, operatorproc, tenantworld, webhookreceiver
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
@@ -177,3 +177,60 @@ async def webhook_receiver() -> AsyncIterator[webhookreceiver.Receiver]:
     await started.start()
     yield started
     await started.stop()
+
+
+GATEWAY_REDIS_DB = 5
+"""The database of the session's redis-server that the gateway keeps its state in."""
+
+
+@pytest.fixture(scope="session")
+def gateway_images(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The folder workers store images in and the gateway serves them from (the shared
+    volume of a real deployment)."""
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture(scope="session")
+def running_gateway(
+    local_stack: stack.LocalStack,
+    operator_setup: operatorsetup.OperatorSetup,
+    running_operator: operatorproc.OperatorProcess,
+    redis_server: redis.LocalRedis,
+    gateway_images: pathlib.Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[gatewayproc.GatewayProcess]:
+    """One `imagegen gateway` for the session, under the gateway's ServiceAccount, with the
+    operator running (it publishes the API-key index the gateway reads)."""
+    workdir = tmp_path_factory.mktemp("gateway")
+    kubeconfig = operatorsetup.service_account_kubeconfig(
+        target=local_stack.management,
+        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
+        workdir=workdir,
+        account="imagegen-gateway",
+    )
+    gateway = gatewayproc.GatewayProcess(
+        kubeconfig=kubeconfig,
+        redis_url=f"redis://127.0.0.1:{redis_server.port}/{GATEWAY_REDIS_DB}",
+        workdir=workdir,
+        images_dir=gateway_images,
+        webhook_allowlist=("127.0.0.1",),
+    )
+    gateway.start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def gateway_world(
+    kube: lightkube.Client,
+    regions: dict[str, cluster.LocalCluster],
+    running_operator: operatorproc.OperatorProcess,
+    running_gateway: gatewayproc.GatewayProcess,
+) -> Iterator[gatewayworld.GatewayWorld]:
+    """The management cluster and the running gateway; a test that left a traceback in
+    the gateway's or the operator's log fails."""
+    yield gatewayworld.GatewayWorld(
+        world=tenantworld.World(kube=kube, regions=regions), gateway=running_gateway
+    )
+    assert "Traceback" not in running_gateway.log(), running_gateway.log()[-4000:]
+    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]

@@ -25,6 +25,9 @@ Priority = Literal["high", "normal", "low"]
 Format = Literal["png", "jpeg", "webp"]
 Size = Annotated[str, pydantic.Field(max_length=9, pattern=SIZE_PATTERN)]
 Prompt = Annotated[str, pydantic.Field(max_length=2000)]
+ItemId = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=ITEM_ID_PATTERN)]
+Seed = Annotated[int, pydantic.Field(ge=0, le=4_294_967_295)]
+WebhookUrl = Annotated[str, pydantic.Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
 Phase = Literal[
     "Pending",
     "Rejected",
@@ -35,6 +38,14 @@ Phase = Literal[
     "Failed",
     "Cancelled",
 ]
+TERMINAL_PHASES: tuple[Phase, ...] = (
+    "Rejected",
+    "Succeeded",
+    "PartiallySucceeded",
+    "Failed",
+    "Cancelled",
+)
+"""Phases a batch never leaves."""
 ItemState = Literal["Queued", "Running", "Succeeded", "Failed", "Cancelled"]
 WebhookEvent = Literal[
     "rejected",
@@ -71,13 +82,13 @@ class Defaults(meta.Model):
 class Item(meta.Model):
     """One image to generate."""
 
-    id: Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=ITEM_ID_PATTERN)]
+    id: ItemId
     """Identifier unique within the batch; names the image and its result."""
     prompt: Annotated[Prompt, pydantic.Field(min_length=1)]
     """What to draw."""
     negative_prompt: Prompt | None = None
     """What not to draw."""
-    seed: Annotated[int, pydantic.Field(ge=0, le=4_294_967_295)] | None = None
+    seed: Seed | None = None
     """Random seed, for repeatable images."""
     size: Size | None = None
     """Image size as WIDTHxHEIGHT; defaults.size when absent."""
@@ -88,7 +99,7 @@ class Item(meta.Model):
 class Webhook(meta.Model):
     """Where to send notifications about the batch."""
 
-    url: Annotated[str, pydantic.Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
+    url: WebhookUrl
     """http or https URL that receives a POST per event."""
     events: Annotated[
         list[WebhookEvent],

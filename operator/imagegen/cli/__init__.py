@@ -14,7 +14,7 @@ import yaml
 
 from imagegen import devstack, logs
 from imagegen.api import crd, operatorconfig, tenant
-from imagegen.cli import workercmd
+from imagegen.cli import gatewaycmd, workercmd
 from imagegen.controller import runtime, settings
 from imagegen.localcluster import build
 from imagegen.metrics import files, serve
@@ -148,6 +148,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     workercmd.add_arguments(worker)
     worker.set_defaults(run=workercmd.run)
+
+    gateway = commands.add_parser(
+        "gateway",
+        help="serve the batch API (submit, follow, cancel, fetch images)",
+        description="The tenant-facing HTTP API: API keys, rate limits, validation,"
+        " idempotency, live status over WebSocket and SSE. SIGTERM stops it gracefully.",
+    )
+    gatewaycmd.add_arguments(gateway)
+    gateway.set_defaults(run=gatewaycmd.run)
+
+    openapi = commands.add_parser("openapi", help="write the batch API's OpenAPI document")
+    gatewaycmd.add_openapi_arguments(openapi)
+    openapi.set_defaults(run=gatewaycmd.run_openapi)
     return parser
 
 

@@ -1,1 +1,4 @@
-"""The tenant-facing HTTP API: auth, rate limits, batches, live progress and webhooks."""
+"""The tenant-facing batch API: FastAPI app, API-key auth, GCRA rate limits, validation,
+idempotency, live status over WebSocket and SSE, and signed webhooks (webhooks/). It
+meets the operator only through the ImageBatch and Tenant CRs (and the API-key index and
+webhook secrets the operator publishes)."""

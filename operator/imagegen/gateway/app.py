@@ -1,0 +1,197 @@
+"""The gateway's FastAPI app: routes, middleware, error handling, and the lifespan that
+connects to Kubernetes and Redis and keeps the key index and Tenants current."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import fastapi
+import httpx2
+import lightkube
+import redis.asyncio
+import redis.exceptions
+from fastapi import exceptions, responses
+from lightkube.resources import core_v1
+from starlette import exceptions as starlette_exceptions
+
+from imagegen import ratelimit, resources
+from imagegen.api import meta
+from imagegen.gateway import (
+    batchstore,
+    bodylimit,
+    idempotency,
+    keyindex,
+    metrics,
+    openapi,
+    problems,
+    reflector,
+    services,
+    settings,
+    tenants,
+    webhookport,
+)
+from imagegen.gateway.routes import batches, events, health, images
+
+logger = logging.getLogger(__name__)
+
+TITLE = "imagegen batch API"
+VERSION = "v1"
+
+
+def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
+    """The app; it connects to nothing until it is started (the lifespan)."""
+    app = fastapi.FastAPI(
+        title=TITLE,
+        version=VERSION,
+        description="Submit image batches, follow them live, fetch the images.",
+        lifespan=_lifespan(config),
+        docs_url=None,
+        redoc_url=None,
+    )
+    for router in (batches.router, events.router, images.router, health.router):
+        app.include_router(router)
+    app.add_exception_handler(problems.Problem, _problem)
+    app.add_exception_handler(exceptions.RequestValidationError, _invalid_request)
+    app.add_exception_handler(starlette_exceptions.HTTPException, _http_error)
+    for unavailable in (lightkube.ApiError, httpx2.HTTPError, redis.exceptions.RedisError):
+        app.add_exception_handler(unavailable, _dependency_failed)
+    # A bug still answers in the one error shape; Starlette logs the traceback.
+    app.add_exception_handler(Exception, _server_error)
+    # Added last = outermost: metrics see every answer, the headers reach every answer.
+    app.add_middleware(services.RateLimitHeaders)
+    app.add_middleware(bodylimit.BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(metrics.RequestMetrics)
+    app.openapi = openapi.generator(app)  # type: ignore[method-assign]
+    return app
+
+
+def _lifespan(
+    config: settings.GatewaySettings,
+) -> Callable[[fastapi.FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
+        kube = _kube_client(config)
+        store = redis.asyncio.Redis.from_url(
+            config.redis_url,
+            socket_timeout=config.timeouts.redis_seconds,
+            socket_connect_timeout=config.timeouts.redis_seconds,
+        )
+        keys, directory = keyindex.KeyIndex(), tenants.TenantDirectory()
+        watchers = [
+            reflector.Reflector(
+                client=kube,
+                resource=core_v1.ConfigMap,
+                what="API key index",
+                sink=keys,
+                namespace=config.operator_namespace,
+                labels={keyindex.INDEX_LABEL: "true"},
+                watch_seconds=config.timeouts.watch_server_seconds,
+            ),
+            reflector.Reflector(
+                client=kube,
+                resource=resources.Tenant,
+                what="Tenants",
+                sink=directory,
+                watch_seconds=config.timeouts.watch_server_seconds,
+            ),
+        ]
+        app.state.services = services.Services(
+            settings=config,
+            keys=keys,
+            tenants=directory,
+            batches=batchstore.BatchStore(
+                client=kube, watch_seconds=config.timeouts.watch_server_seconds
+            ),
+            limiter=ratelimit.RateLimiter(redis=store),
+            idempotency=idempotency.IdempotencyStore(redis=store),
+            redis=store,
+        )
+        app.state.synced = lambda: {w.what: w.synced.is_set() for w in watchers}
+        tasks = [asyncio.create_task(w.run(), name=w.what) for w in watchers]
+        webhooks = _webhook_service(config, kube=kube, redis=store)
+        try:
+            if webhooks is not None:
+                await webhooks.start()
+            yield
+        finally:
+            if webhooks is not None:
+                await webhooks.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await store.aclose()
+            await kube.close()
+
+    return lifespan
+
+
+def _kube_client(config: settings.GatewaySettings) -> lightkube.AsyncClient:
+    kube_config = (
+        lightkube.KubeConfig.from_file(config.kubeconfig)
+        if config.kubeconfig
+        else lightkube.KubeConfig.from_service_account()
+    )
+    return lightkube.AsyncClient(
+        config=kube_config,
+        timeout=httpx2.Timeout(
+            config.timeouts.kube_request_seconds, connect=config.timeouts.kube_connect_seconds
+        ),
+        field_manager=f"{meta.GROUP}/gateway",
+        # The kubeconfig names the server; an ambient HTTPS_PROXY must not reroute it.
+        trust_env=False,
+    )
+
+
+def _webhook_service(
+    config: settings.GatewaySettings, *, kube: lightkube.AsyncClient, redis: redis.asyncio.Redis
+) -> webhookport.WebhookServiceLike | None:
+    if not config.webhooks_enabled:
+        return None
+    if webhookport.WEBHOOK_SERVICE is None:
+        raise RuntimeError("webhooks_enabled, but this build has no gateway/webhooks package")
+    service: webhookport.WebhookServiceLike = webhookport.WEBHOOK_SERVICE(
+        kube=kube, redis=redis, settings=config
+    )
+    return service
+
+
+async def _problem(_: fastapi.Request, error: Exception) -> responses.Response:
+    assert isinstance(error, problems.Problem)
+    return error.response()
+
+
+async def _invalid_request(_: fastapi.Request, error: Exception) -> responses.Response:
+    assert isinstance(error, exceptions.RequestValidationError)
+    errors = [
+        problems.field_error([str(part) for part in line["loc"]], str(line["msg"]))
+        for line in error.errors()
+    ]
+    fields = ", ".join(e.field for e in errors)
+    return problems.Problem(
+        status=422, slug="validation", detail=f"invalid parameters: {fields}", errors=errors
+    ).response()
+
+
+async def _http_error(_: fastapi.Request, error: Exception) -> responses.Response:
+    assert isinstance(error, starlette_exceptions.HTTPException)
+    return problems.Problem(
+        status=error.status_code, detail=str(error.detail), headers=error.headers
+    ).response()
+
+
+async def _dependency_failed(request: fastapi.Request, error: Exception) -> responses.Response:
+    # The cause is logged for operators; the client learns only that we could not answer.
+    logger.warning("%s %s: backend call failed: %r", request.method, request.url.path, error)
+    return problems.Problem(
+        status=503,
+        slug="backend-unavailable",
+        detail="the gateway could not reach Kubernetes or Redis; retry later",
+        headers={"Retry-After": "1"},
+    ).response()
+
+
+async def _server_error(_: fastapi.Request, error: Exception) -> responses.Response:
+    return problems.Problem(status=500, detail="internal error; it has been logged").response()

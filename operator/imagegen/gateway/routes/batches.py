@@ -1,0 +1,292 @@
+"""Submit, read, list and cancel batches."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+import secrets
+from typing import Annotated, Any
+
+import fastapi
+import lightkube
+import pydantic
+from fastapi import responses
+
+from imagegen.gateway import (
+    idempotency,
+    metrics,
+    problems,
+    schemas,
+    services,
+    tenants,
+    translate,
+    webhookport,
+)
+
+router = fastapi.APIRouter(tags=["batches"])
+
+_SUBMIT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}},
+    }
+}
+_SUBMIT_ERRORS = problems.responses_doc(400, 401, 408, 409, 413, 422, 429)
+_READ_ERRORS = problems.responses_doc(400, 401, 404, 422, 429)
+
+
+async def submit(
+    request: fastapi.Request,
+    found: services.ServicesDep,
+    tenant: services.Tenant,
+    idempotency_key: Annotated[str | None, fastapi.Header(max_length=255)] = None,
+) -> responses.Response:
+    """Create an ImageBatch in the tenant's namespace; 202 with its Location."""
+    try:
+        body = await _json_body(request, read_seconds=found.settings.timeouts.body_read_seconds)
+        submission = schemas.BatchRequest.model_validate(body)
+    except problems.Problem as error:
+        if error.status in (400, 422):
+            # A refused body still counts as a request against the limit.
+            await services.charge(request, found, tenant)
+        raise
+    except pydantic.ValidationError as error:
+        await services.charge(request, found, tenant)
+        raise problems.from_validation(error) from error
+    await services.charge(request, found, tenant, images=len(submission.items))
+    if idempotency_key is None:
+        return await _create(found, tenant=tenant, submission=submission)
+    return await _create_once(
+        found, tenant=tenant, key=idempotency_key, body=body, submission=submission
+    )
+
+
+async def _create_once(
+    found: services.Services,
+    *,
+    tenant: tenants.TenantView,
+    key: str,
+    body: Any,
+    submission: schemas.BatchRequest,
+) -> responses.Response:
+    """Create under an Idempotency-Key: replay, refuse, or create and keep the answer."""
+    fingerprint = idempotency.fingerprint(method="POST", path=translate.API_PREFIX, body=body)
+    state, stored = await found.idempotency.claim(
+        tenant=tenant.name, key=key, fingerprint=fingerprint
+    )
+    if state is idempotency.State.REPLAY and stored is not None:
+        metrics.IDEMPOTENT_REPLAYS.inc()
+        return responses.Response(stored.body, status_code=stored.status, headers=stored.headers)
+    if state is idempotency.State.MISMATCH:
+        raise problems.Problem(
+            status=422,
+            slug="idempotency-key-reused",
+            detail="Idempotency-Key was used with a different request body",
+            errors=[problems.field_error(["Idempotency-Key"], "used with another body")],
+        )
+    if state is idempotency.State.IN_FLIGHT:
+        raise problems.Problem(
+            status=409,
+            slug="idempotency-in-flight",
+            detail="a request with this Idempotency-Key is still being processed",
+        )
+    try:
+        response = await _create(found, tenant=tenant, submission=submission)
+    except BaseException:
+        # Nothing was created (or the answer is an error): a retry may go ahead.
+        await found.idempotency.abandon(tenant=tenant.name, key=key)
+        raise
+    kept = {name: response.headers[name] for name in ("location", "content-type")}
+    await found.idempotency.finish(
+        tenant=tenant.name,
+        key=key,
+        fingerprint=fingerprint,
+        response=idempotency.StoredResponse(
+            status=response.status_code, headers=kept, body=bytes(response.body)
+        ),
+    )
+    return response
+
+
+# The issue's path and the collection's own: one handler, two documented operations.
+for _path, _operation, _summary in (
+    ("/api/v1/batch/generate", "generate_batch", "Submit a batch of 1 to 100 images"),
+    (translate.API_PREFIX, "submit_batch", "Submit a batch (as POST /api/v1/batch/generate)"),
+):
+    router.add_api_route(
+        _path,
+        submit,
+        methods=["POST"],
+        status_code=202,
+        response_model=schemas.BatchObject,
+        responses=_SUBMIT_ERRORS,
+        openapi_extra=_SUBMIT_DOC,
+        summary=_summary,
+        operation_id=_operation,
+    )
+
+
+@router.get(
+    translate.API_PREFIX,
+    response_model=schemas.BatchList,
+    responses=_READ_ERRORS,
+    summary="List the tenant's batches, a page at a time",
+)
+async def list_batches(
+    found: services.ServicesDep,
+    tenant: services.Admitted,
+    limit: Annotated[int | None, fastapi.Query(ge=1, le=500)] = None,
+    cursor: Annotated[str | None, fastapi.Query(max_length=400)] = None,
+) -> schemas.BatchList:
+    """The tenant's batches in id order; pass next_cursor back as ?cursor= for more."""
+    after = _decode_cursor(cursor) if cursor else None
+    page, last = await found.batches.page(
+        namespace=tenant.namespace,
+        tenant=tenant.name,
+        after=after,
+        limit=limit or found.settings.page_size,
+    )
+    return schemas.BatchList(
+        data=[translate.batch_object(obj) for obj in page],
+        next_cursor=_encode_cursor(last) if last else None,
+    )
+
+
+@router.get(
+    translate.API_PREFIX + "/{batch_id}",
+    response_model=schemas.BatchObject,
+    responses=_READ_ERRORS,
+    summary="One batch",
+)
+async def get_batch(
+    batch_id: str, found: services.ServicesDep, tenant: services.Admitted
+) -> schemas.BatchObject:
+    """The batch as its CR says now."""
+    return translate.batch_object(await find(found, tenant, batch_id))
+
+
+@router.post(
+    translate.API_PREFIX + "/{batch_id}/cancel",
+    response_model=schemas.BatchObject,
+    status_code=202,
+    responses=problems.responses_doc(401, 404, 409, 429),
+    summary="Cancel a batch: queued items are removed, running ones dropped",
+)
+async def cancel_batch(
+    batch_id: str, found: services.ServicesDep, tenant: services.Admitted
+) -> schemas.BatchObject:
+    """Set spec.cancel on the CR; the operator stops the batch and reports Cancelled."""
+    obj = await find(found, tenant, batch_id)
+    if translate.is_terminal(obj):
+        phase = obj["status"]["phase"]
+        raise problems.Problem(
+            status=409, slug="batch-finished", detail=f"batch already finished ({phase})"
+        )
+    patched = await found.batches.cancel(namespace=tenant.namespace, name=batch_id)
+    return translate.batch_object(patched)
+
+
+async def find(
+    found: services.Services, tenant: tenants.TenantView, batch_id: str
+) -> dict[str, Any]:
+    """The tenant's batch, or 404: another tenant's batch is as absent as a missing one."""
+    obj = None
+    if _NAME.fullmatch(batch_id):
+        obj = await found.batches.get(namespace=tenant.namespace, name=batch_id, tenant=tenant.name)
+    if obj is None:
+        raise problems.Problem(status=404, slug="batch-not-found", detail=f"no batch {batch_id!r}")
+    return obj
+
+
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+"""A Kubernetes object name; anything else cannot be a batch, and is not sent on."""
+
+
+def _encode_cursor(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        name = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise _bad_cursor() from error
+    if not _NAME.fullmatch(name):
+        raise _bad_cursor()
+    return name
+
+
+def _bad_cursor() -> problems.Problem:
+    return problems.Problem(
+        status=400,
+        slug="bad-cursor",
+        detail="cursor is not one this API returned",
+        errors=[problems.field_error(["cursor"], "not a cursor from next_cursor")],
+    )
+
+
+async def _json_body(request: fastapi.Request, *, read_seconds: float) -> Any:
+    try:
+        async with asyncio.timeout(read_seconds):
+            raw = await request.body()
+    except TimeoutError as error:
+        raise problems.Problem(status=408, detail="request body not received in time") from error
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise problems.Problem(
+            status=400,
+            slug="malformed-json",
+            detail=f"request body is not valid JSON: {error}",
+            errors=[problems.field_error([], "not valid JSON")],
+        ) from error
+
+
+async def _check_webhook(found: services.Services, url: str) -> None:
+    """422 naming webhook.url unless the URL is safe to call (the SSRF guard)."""
+    try:
+        async with asyncio.timeout(found.settings.timeouts.webhook_check_seconds):
+            await webhookport.check_url(url, allowlist=found.settings.webhook_allowlist)
+    # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a host
+    # name (schemathesis found those) is as unsafe as a private one.
+    except (ValueError, TimeoutError) as error:
+        reason = str(error) or "the host did not resolve in time"
+        raise problems.Problem(
+            status=422,
+            slug="unsafe-webhook-url",
+            detail=f"webhook.url refused: {reason}",
+            errors=[problems.field_error(["webhook", "url"], reason)],
+        ) from error
+
+
+async def _create(
+    found: services.Services, *, tenant: tenants.TenantView, submission: schemas.BatchRequest
+) -> responses.JSONResponse:
+    """Create the CR and answer 202 with the batch object and its Location."""
+    if submission.webhook is not None:
+        await _check_webhook(found, submission.webhook.url)
+    name = f"batch-{secrets.token_hex(6)}"
+    try:
+        obj = translate.custom_resource(
+            submission, name=name, tenant=tenant.name, namespace=tenant.namespace
+        )
+    except pydantic.ValidationError as error:
+        raise problems.from_validation(error) from error
+    try:
+        created = await found.batches.create(obj)
+    except lightkube.ApiError as error:
+        if error.status.code == 422:
+            # The apiserver's own rules (CEL) caught what the models could not.
+            raise problems.Problem(
+                status=422, slug="validation", detail=str(error.status.message)
+            ) from error
+        raise
+    metrics.BATCHES_CREATED.inc()
+    metrics.IMAGES_REQUESTED.inc(len(submission.items))
+    batch = translate.batch_object(created)
+    return responses.JSONResponse(
+        batch.model_dump(mode="json"), status_code=202, headers={"Location": batch.links["self"]}
+    )

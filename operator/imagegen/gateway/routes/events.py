@@ -1,0 +1,133 @@
+"""Live status of one batch: a WebSocket, or Server-Sent Events for Accept:
+text/event-stream. Both send the batch object now and on every change of the CR's status,
+from a Kubernetes watch of that CR (never polling), and end after a terminal phase."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import fastapi
+from fastapi import responses
+from sse_starlette import sse
+from starlette import websockets
+
+from imagegen.gateway import metrics, problems, schemas, services, tenants, translate
+from imagegen.gateway.routes import batches
+
+router = fastapi.APIRouter(tags=["batches"])
+
+EVENTS_PATH = translate.API_PREFIX + "/{batch_id}/events"
+_PING_SECONDS = 15
+_POLICY_VIOLATION = 1008
+
+
+async def updates(
+    found: services.Services, tenant: tenants.TenantView, obj: dict[str, Any]
+) -> AsyncGenerator[schemas.BatchObject, None]:
+    """The batch now, then each time what the API shows of it changes; ends after a
+    terminal phase or when the CR is deleted."""
+    last = translate.batch_object(obj)
+    yield last
+    if translate.is_terminal(obj):
+        return
+    events = found.batches.follow(
+        namespace=tenant.namespace,
+        name=obj["metadata"]["name"],
+        since=obj["metadata"].get("resourceVersion"),
+    )
+    async with contextlib.aclosing(events):
+        async for event, current in events:
+            if event == "DELETED":
+                return
+            shown = translate.batch_object(current)
+            if shown != last:
+                last = shown
+                yield shown
+            if translate.is_terminal(current):
+                return
+
+
+@router.get(
+    EVENTS_PATH,
+    response_class=responses.StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events, one `batch` event per change",
+            "content": {"text/event-stream": {}},
+        },
+        **problems.responses_doc(401, 404, 406, 429),
+    },
+    summary="Follow a batch with Server-Sent Events (WebSocket at the same path)",
+)
+async def batch_events_sse(
+    batch_id: str, request: fastapi.Request, found: services.ServicesDep, tenant: services.Admitted
+) -> sse.EventSourceResponse:
+    """Each `batch` event's data is the batch object; the stream ends after a terminal phase."""
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        raise problems.Problem(
+            status=406, detail="send Accept: text/event-stream, or open a WebSocket here"
+        )
+    obj = await batches.find(found, tenant, batch_id)
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        shown_updates = updates(found, tenant, obj)
+        with metrics.EVENT_STREAMS.labels("sse").track_inprogress():
+            async with contextlib.aclosing(shown_updates):
+                async for shown in shown_updates:
+                    yield {"event": "batch", "data": shown.model_dump_json()}
+
+    return sse.EventSourceResponse(stream(), ping=_PING_SECONDS)
+
+
+@router.websocket(EVENTS_PATH)
+async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) -> None:
+    """A text message with the batch object per change; closed (1000) after a terminal phase."""
+    found = services.services(websocket)
+    try:
+        tenant = services.authenticate(websocket, found)
+        await services.charge(websocket, found, tenant)
+        obj = await batches.find(found, tenant, batch_id)
+    except problems.Problem as problem:
+        await _deny(websocket, problem)
+        return
+    await websocket.accept()
+    with metrics.EVENT_STREAMS.labels("websocket").track_inprogress():
+        sender = asyncio.create_task(_send_updates(websocket, updates(found, tenant, obj)))
+        receiver = asyncio.create_task(_until_disconnect(websocket))
+        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (sender, receiver):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, websockets.WebSocketDisconnect):
+                await task
+        if sender in done and sender.exception() is None:
+            with contextlib.suppress(RuntimeError, websockets.WebSocketDisconnect):
+                await websocket.close(code=1000)
+
+
+async def _send_updates(
+    websocket: fastapi.WebSocket, stream: AsyncGenerator[schemas.BatchObject, None]
+) -> None:
+    # aclosing: a client that leaves must end the Kubernetes watch now, not at GC time.
+    async with contextlib.aclosing(stream):
+        async for shown in stream:
+            await websocket.send_text(shown.model_dump_json())
+
+
+async def _until_disconnect(websocket: fastapi.WebSocket) -> None:
+    # The client sends nothing; reading is how a closed connection is noticed.
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _deny(websocket: fastapi.WebSocket, problem: problems.Problem) -> None:
+    """Refuse the handshake with the problem as an HTTP answer where the server can send
+    one, else close with 1008 and the detail as the reason."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(problem.response())
+    else:
+        await websocket.close(code=_POLICY_VIOLATION, reason=problem.detail[:120])

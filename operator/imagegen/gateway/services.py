@@ -1,0 +1,152 @@
+"""What a request handler needs, assembled once per process by the app's lifespan, and
+the FastAPI dependencies that authenticate and rate-limit a request."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Annotated
+
+import fastapi
+import redis.asyncio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imagegen import ratelimit
+from imagegen.gateway import (
+    batchstore,
+    idempotency,
+    keyindex,
+    metrics,
+    problems,
+    ratelimiting,
+    settings,
+    tenants,
+)
+
+_HEADERS_STATE = "ratelimit_headers"
+
+
+@dataclasses.dataclass(kw_only=True)
+class Services:
+    """The process's collaborators."""
+
+    settings: settings.GatewaySettings
+    keys: keyindex.KeyIndex
+    tenants: tenants.TenantDirectory
+    batches: batchstore.BatchStore
+    limiter: ratelimit.RateLimiter
+    idempotency: idempotency.IdempotencyStore
+    redis: redis.asyncio.Redis
+
+
+def services(request: fastapi.requests.HTTPConnection) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+ServicesDep = Annotated[Services, fastapi.Depends(services)]
+
+_UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="imagegen"'}
+
+
+def authenticate(
+    connection: fastapi.requests.HTTPConnection, found: ServicesDep
+) -> tenants.TenantView:
+    """The tenant of the request's `Authorization: Bearer igk_...` key, or 401."""
+    header = connection.headers.get("authorization")
+    if not header:
+        raise problems.Problem(
+            status=401,
+            slug="unauthenticated",
+            detail="missing Authorization header",
+            headers=_UNAUTHORIZED,
+        )
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise problems.Problem(
+            status=401,
+            slug="unauthenticated",
+            detail="Authorization must be 'Bearer <API key>'",
+            headers=_UNAUTHORIZED,
+        )
+    name = found.keys.tenant_of(key.strip(), now=datetime.datetime.now(datetime.UTC))
+    tenant = found.tenants.get(name) if name else None
+    if tenant is None:
+        raise problems.Problem(
+            status=401,
+            slug="unauthenticated",
+            detail="unknown or expired API key",
+            headers=_UNAUTHORIZED,
+        )
+    return tenant
+
+
+Tenant = Annotated[tenants.TenantView, fastapi.Depends(authenticate)]
+
+
+async def charge(
+    connection: fastapi.requests.HTTPConnection,
+    found: Services,
+    tenant: tenants.TenantView,
+    *,
+    images: int = 0,
+) -> None:
+    """Decide the tenant's limits for this request (and `images` items); 429 when refused.
+    Either way the response carries the rate-limit headers."""
+    if images > tenant.images_per_minute:
+        raise problems.Problem(
+            status=422,
+            slug="validation",
+            detail=f"{images} items exceed the tenant's quota of "
+            f"{tenant.images_per_minute} images per minute",
+            errors=[problems.field_error(["items"], "more items than the per-minute quota")],
+        )
+    decision = await found.limiter.decide(ratelimiting.limits(tenant, images=images))
+    headers = ratelimiting.headers(decision)
+    connection.state.ratelimit_headers = headers
+    metrics.RATE_LIMIT_DECISIONS.labels("admitted" if decision.admitted else "limited").inc()
+    if not decision.admitted:
+        raise problems.Problem(
+            status=429,
+            slug="rate-limited",
+            detail=f"rate limit exceeded; retry after {headers['Retry-After']} s",
+            headers=headers,
+        )
+
+
+async def admit(
+    connection: fastapi.requests.HTTPConnection, found: ServicesDep, tenant: Tenant
+) -> tenants.TenantView:
+    """Authenticate, then charge one request."""
+    await charge(connection, found, tenant)
+    return tenant
+
+
+Admitted = Annotated[tenants.TenantView, fastapi.Depends(admit)]
+
+
+class RateLimitHeaders:
+    """ASGI middleware: add the rate-limit headers decided for a request to its response,
+    whatever answered it (the route, a problem, a validation error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            decided = scope.get("state", {}).get(_HEADERS_STATE)
+            if message["type"] == "http.response.start" and decided:
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [
+                    (name.lower().encode(), value.encode())
+                    for name, value in decided.items()
+                    if name.lower().encode() not in present
+                ]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
