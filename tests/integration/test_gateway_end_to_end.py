@@ -20,8 +20,10 @@ from PIL import Image
 from websockets.exceptions import InvalidStatus
 from websockets.sync import client as ws_client
 
+from imagegen.api import meta
+from imagegen.gateway.webhooks import signing
 from imagegen.localcluster import cluster, redis
-from tests.integration import gatewayproc, gatewayworld, workerproc
+from tests.integration import gatewayproc, gatewayworld, webhookreceiver, workerproc
 from tests.integration.gatewayworld import GatewayWorld, items
 
 REGION = "us-east"
@@ -149,3 +151,47 @@ def test_a_finished_batch_streams_once_and_ends_and_an_unknown_one_is_refused(
     with pytest.raises(InvalidStatus) as anonymous:
         follow_websocket(gw, "igk_" + "x" * 43, batch_id)
     assert anonymous.value.response.status_code == 401
+
+
+async def test_a_batch_submitted_with_a_webhook_is_announced_signed_until_completed(
+    gw: GatewayWorld,
+    tenant_with_workers: tuple[str, str],
+    webhook_receiver: webhookreceiver.Receiver,
+) -> None:
+    name, key = tenant_with_workers
+    events = ["batch.started", "batch.progress", "batch.completed"]
+    with gw.client(key) as http:
+        reply = http.post(
+            "/api/v1/batches",
+            json={"items": items(20), "webhook": {"url": webhook_receiver.url, "events": events}},
+        )
+    assert reply.status_code == 202, reply.text
+    batch_id = reply.json()["id"]
+
+    def announced(kind: str) -> list[dict[str, Any]]:
+        bodies = [json.loads(r.body) for r in webhook_receiver.ok()]
+        return [b for b in bodies if b["type"] == kind and b["data"]["id"] == batch_id]
+
+    # The receiver runs on this test's event loop: wait by sleeping on it, not blocking.
+    for _ in range(STREAM_SECONDS):
+        if announced("batch.completed"):
+            break
+        await asyncio.sleep(1)
+    assert announced("batch.completed"), [r.body for r in webhook_receiver.received]
+
+    secret = gw.key(name, which=meta.WEBHOOK_SECRET_KEY)
+    for delivery in webhook_receiver.ok():
+        signing.verify(
+            secret=secret, headers=delivery.headers, body=delivery.body, now=int(delivery.at)
+        )
+    ordered = sorted(
+        (json.loads(r.body) for r in webhook_receiver.ok()), key=lambda body: body["timestamp"]
+    )
+    kinds = [body["type"] for body in ordered if body["data"]["id"] == batch_id]
+    assert kinds[0] == "batch.started"
+    assert kinds[-1] == "batch.completed"
+    assert set(kinds) <= set(events)
+    percents = [b["data"]["percent"] for b in ordered if b["type"] == "batch.progress"]
+    assert percents == sorted(set(percents)), "each tenth is announced once, in order"
+    ids = [r.headers["Webhook-Id"] for r in webhook_receiver.ok()]
+    assert len(ids) == len(set(ids)), "no event was delivered twice"

@@ -34,7 +34,7 @@ def gateway_kubeconfig(
     operator_setup: operatorsetup.OperatorSetup,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> pathlib.Path:
-    """A kubeconfig of a gateway ServiceAccount bound to manifests/rbac/gateway-webhooks.yaml
+    """A kubeconfig of a gateway ServiceAccount bound to manifests/rbac/gateway.yaml
     and nothing else."""
     kube.apply(
         core_v1.ServiceAccount(metadata=meta_v1.ObjectMeta(name=GATEWAY, namespace=SYSTEM)),
@@ -42,7 +42,7 @@ def gateway_kubeconfig(
     )
     return operatorsetup.service_account_kubeconfig(
         target=management,
-        manifest=REPO / "manifests" / "rbac" / "gateway-webhooks.yaml",
+        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
         workdir=tmp_path_factory.mktemp("gateway"),
         account=GATEWAY,
     )

@@ -31,9 +31,9 @@ from imagegen.gateway import (
     services,
     settings,
     tenants,
-    webhookport,
 )
 from imagegen.gateway.routes import batches, events, health, images
+from imagegen.gateway.webhooks import service
 
 logger = logging.getLogger(__name__)
 
@@ -147,15 +147,10 @@ def _kube_client(config: settings.GatewaySettings) -> lightkube.AsyncClient:
 
 def _webhook_service(
     config: settings.GatewaySettings, *, kube: lightkube.AsyncClient, redis: redis.asyncio.Redis
-) -> webhookport.WebhookServiceLike | None:
+) -> service.WebhookService | None:
     if not config.webhooks_enabled:
         return None
-    if webhookport.WEBHOOK_SERVICE is None:
-        raise RuntimeError("webhooks_enabled, but this build has no gateway/webhooks package")
-    service: webhookport.WebhookServiceLike = webhookport.WEBHOOK_SERVICE(
-        kube=kube, redis=redis, settings=config
-    )
-    return service
+    return service.WebhookService(kube=kube, redis=redis, settings=config)
 
 
 async def _problem(_: fastapi.Request, error: Exception) -> responses.Response:

@@ -48,8 +48,8 @@ class GatewaySettings(pydantic.BaseModel):
     """Where the operator publishes the API-key digest index ConfigMaps."""
     webhook_allowlist: list[str] = pydantic.Field(default_factory=list)
     """Hosts or addresses webhooks may reach although they are private (internal receivers)."""
-    webhooks_enabled: bool = False
-    """Run webhook delivery in this process; off until gateway/webhooks is deployed."""
+    webhooks_enabled: bool = True
+    """Run webhook delivery (the outbox producer and dispatcher) in this process."""
     max_body_bytes: Annotated[int, pydantic.Field(ge=1024)] = 1_048_576
     """Largest request body. 100 items with 2000-character prompts and negative prompts fit
     in well under 1 MiB of JSON; anything bigger is refused with 413 while it is read."""

@@ -23,8 +23,8 @@ from imagegen.gateway import (
     services,
     tenants,
     translate,
-    webhookport,
 )
+from imagegen.gateway.webhooks import ssrf
 
 router = fastapi.APIRouter(tags=["batches"])
 
@@ -249,7 +249,7 @@ async def _check_webhook(found: services.Services, url: str) -> None:
     """422 naming webhook.url unless the URL is safe to call (the SSRF guard)."""
     try:
         async with asyncio.timeout(found.settings.timeouts.webhook_check_seconds):
-            await webhookport.check_url(url, allowlist=found.settings.webhook_allowlist)
+            await ssrf.check_url(url, allowlist=found.settings.webhook_allowlist)
     # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a host
     # name (schemathesis found those) is as unsafe as a private one.
     except (ValueError, TimeoutError) as error:
