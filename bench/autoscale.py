@@ -45,7 +45,7 @@ from lightkube.resources import apps_v1, autoscaling_v2, core_v1
 
 from imagegen import resources
 from imagegen.api import operatorconfig, tenant
-from imagegen.localcluster import addons, build, cluster, stack
+from imagegen.localcluster import addons, build, cluster, poolview, stack
 from imagegen.render import pool as render_pool
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -330,17 +330,13 @@ def _sample(
 ) -> Sample:
     deployment = client.get(apps_v1.Deployment, name, namespace=WORKERS)
     hpa = client.get(autoscaling_v2.HorizontalPodAutoscaler, name, namespace=WORKERS)
-    utilization = None
-    for metric in (hpa.status.currentMetrics if hpa.status else None) or []:
-        if metric.resource is not None and metric.resource.name == "cpu":
-            utilization = metric.resource.current.averageUtilization
     return Sample(
         at=at,
         phase=phase,
         demand_millicores=demand,
         replicas=deployment.spec.replicas or 0,  # type: ignore[union-attr]
         desired=hpa.status.desiredReplicas if hpa.status else None,
-        utilization=utilization,
+        utilization=poolview.cpu_utilization(hpa),
         last_scale_at=(
             hpa.status.lastScaleTime.timestamp() - began_wall
             if hpa.status and hpa.status.lastScaleTime

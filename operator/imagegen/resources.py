@@ -4,6 +4,7 @@ process uses, so timeouts and the field manager are decided in one place."""
 from __future__ import annotations
 
 import pathlib
+from typing import TypedDict
 
 import httpx2
 import lightkube
@@ -19,8 +20,23 @@ ImageBatch = generic_resource.create_namespaced_resource(
 )
 
 
-def _timeout(*, request_seconds: float, connect_seconds: float) -> httpx2.Timeout:
-    return httpx2.Timeout(request_seconds, connect=connect_seconds)
+class _ClientSettings(TypedDict):
+    config: lightkube.KubeConfig
+    timeout: httpx2.Timeout
+    field_manager: str
+    trust_env: bool
+
+
+def _settings(
+    *, path: pathlib.Path, request_seconds: float, connect_seconds: float
+) -> _ClientSettings:
+    return {
+        "config": lightkube.KubeConfig.from_file(path),
+        "timeout": httpx2.Timeout(request_seconds, connect=connect_seconds),
+        "field_manager": meta.FIELD_MANAGER,
+        # A kubeconfig names its server; an ambient HTTPS_PROXY must not reroute it.
+        "trust_env": False,
+    }
 
 
 def client_from_kubeconfig(
@@ -32,13 +48,11 @@ def client_from_kubeconfig(
     """A synchronous client for the current context of a kubeconfig file, with explicit
     timeouts (never the library default) and our field manager for server-side apply."""
     return lightkube.Client(
-        config=lightkube.KubeConfig.from_file(path),
-        timeout=_timeout(
-            request_seconds=request_timeout_seconds, connect_seconds=connect_timeout_seconds
-        ),
-        field_manager=meta.FIELD_MANAGER,
-        # A kubeconfig names its server; an ambient HTTPS_PROXY must not reroute it.
-        trust_env=False,
+        **_settings(
+            path=path,
+            request_seconds=request_timeout_seconds,
+            connect_seconds=connect_timeout_seconds,
+        )
     )
 
 
@@ -50,10 +64,9 @@ def async_client_from_kubeconfig(
 ) -> lightkube.AsyncClient:
     """The asynchronous twin of client_from_kubeconfig, with the same settings."""
     return lightkube.AsyncClient(
-        config=lightkube.KubeConfig.from_file(path),
-        timeout=_timeout(
-            request_seconds=request_timeout_seconds, connect_seconds=connect_timeout_seconds
-        ),
-        field_manager=meta.FIELD_MANAGER,
-        trust_env=False,
+        **_settings(
+            path=path,
+            request_seconds=request_timeout_seconds,
+            connect_seconds=connect_timeout_seconds,
+        )
     )

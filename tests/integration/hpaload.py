@@ -19,7 +19,7 @@ from typing import Any
 import lightkube
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1
 
-from imagegen.localcluster import addons
+from imagegen.localcluster import addons, poolview
 from tests.integration.tenantworld import WORKERS
 
 CPU_REQUEST_MILLICORES = 500
@@ -124,14 +124,10 @@ class PoolLoad:
         deployment = self.client.get(apps_v1.Deployment, self.name, namespace=WORKERS)
         hpa = self.client.get(autoscaling_v2.HorizontalPodAutoscaler, self.name, namespace=WORKERS)
         status = hpa.status
-        utilization = None
-        for metric in (status.currentMetrics if status else None) or []:
-            if metric.resource is not None and metric.resource.name == "cpu":
-                utilization = metric.resource.current.averageUtilization
         return Sample(
             at=time.monotonic(),
             replicas=deployment.spec.replicas or 0,  # type: ignore[union-attr]
             desired=status.desiredReplicas if status else None,
-            utilization=utilization,
+            utilization=poolview.cpu_utilization(hpa),
             conditions={c.type: c.status for c in (status.conditions if status else None) or []},
         )

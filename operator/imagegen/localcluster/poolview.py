@@ -34,18 +34,22 @@ def read(client: lightkube.Client, *, region: str, name: str, namespace: str) ->
     spec, status = hpa.spec, hpa.status
     if spec is None:
         return None
-    utilization = None
-    for metric in (status.currentMetrics if status else None) or []:
-        if metric.resource is not None and metric.resource.name == "cpu":
-            utilization = metric.resource.current.averageUtilization
     return PoolState(
         region=region,
-        utilization=utilization,
+        utilization=cpu_utilization(hpa),
         current=(status.currentReplicas if status else None) or 0,
         desired=(status.desiredReplicas if status else None) or 0,
         min_replicas=spec.minReplicas or 1,
         max_replicas=spec.maxReplicas,
     )
+
+
+def cpu_utilization(hpa: autoscaling_v2.HorizontalPodAutoscaler) -> int | None:
+    """The average CPU utilization (%) an HPA last read, None while it has none."""
+    for metric in (hpa.status.currentMetrics if hpa.status else None) or []:
+        if metric.resource is not None and metric.resource.name == "cpu":
+            return metric.resource.current.averageUtilization
+    return None
 
 
 def line(states: Sequence[PoolState]) -> str:
