@@ -313,8 +313,13 @@ def test_each_tenant_was_refused_by_its_rate_limit_during_the_run(run: Run) -> N
     assert all(count >= OVER_THE_LIMIT - BURST for count in run.refused.values()), run.refused
 
 
-def test_the_rate_limiting_panel_shows_both_tenants_and_nothing_of_the_other(run: Run) -> None:
-    for _, expr in panel("Rate limiting").queries:
+@pytest.mark.parametrize("title", ["Rate limiting", "Gateway requests"])
+def test_the_gateway_panels_show_both_tenants_and_nothing_of_the_other(
+    run: Run, title: str
+) -> None:
+    for _, expr in panel(title).queries:
+        if "$tenant" not in expr:
+            continue  # latency by route: no tenant label
         assert set(run.tenants) <= shown_tenants(run, expr), expr
         for tenant in run.tenants:
             assert shown_tenants(run, expr, tenant=tenant) == {tenant}, expr
