@@ -46,6 +46,17 @@ def bound(**fields: str | None) -> Iterator[None]:
         _bound.reset(token)
 
 
+def bind_rest_of_task(**fields: str | None) -> None:
+    """Add fields to the lines of the rest of the current task, where no `with bound(...)`
+    can enclose the work: a FastAPI dependency that learns a request's tenant, in the task
+    that serves that one request. An enclosing `bound` block still restores its own
+    fields when it ends."""
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"log fields {sorted(unknown)}: must be among {', '.join(FIELDS)}")
+    _bound.set({**_bound.get({}), **{k: v for k, v in fields.items() if v is not None}})
+
+
 def current() -> dict[str, str]:
     """The fields bound here, for a line or a payload."""
     return dict(_bound.get({}))

@@ -26,6 +26,7 @@ class GatewayProcess:
     workdir: pathlib.Path
     images_dir: pathlib.Path | None = None
     webhook_allowlist: tuple[str, ...] = ()
+    log_format: str = "json"
     child: process.ManagedProcess | None = None
     port: int = 0
 
@@ -50,7 +51,16 @@ class GatewayProcess:
         config.write_text(yaml.safe_dump(settings))
         self.child = process.spawn(
             name="gateway",
-            argv=[sys.executable, "-m", "imagegen", "gateway", "--config", str(config)],
+            argv=[
+                sys.executable,
+                "-m",
+                "imagegen",
+                "--log-format",
+                self.log_format,
+                "gateway",
+                "--config",
+                str(config),
+            ],
             log_path=self.workdir / "gateway.log",
         )
         deadline = time.monotonic() + START_SECONDS

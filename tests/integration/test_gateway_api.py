@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from imagegen.api import meta
 from imagegen.gateway import idempotency, translate
 from tests.integration import waiting
 from tests.integration.gatewayworld import GatewayWorld, items
@@ -416,7 +417,30 @@ def test_images_are_charged_per_item_against_the_per_minute_quota(gw: GatewayWor
     assert len(gw.batches(name)) == 1
 
 
-def test_metrics_count_requests_by_route_template_and_never_name_tenants(
+def test_each_answer_carries_its_request_id_which_the_batch_keeps_as_correlation_id(
+    gw: GatewayWorld, tenant: tuple[str, str]
+) -> None:
+    name, key = tenant
+    with gw.client(key) as http:
+        created = submit(http, 1)
+        listed = http.get("/api/v1/batches")
+    with gw.client() as anonymous:
+        refused = anonymous.get("/api/v1/batches")
+    ids = [answer.headers["x-request-id"] for answer in (created, listed, refused)]
+    assert all(request_id.startswith("req-") for request_id in ids)
+    assert len(set(ids)) == 3
+    annotations = gw.batch(name, created.json()["id"])["metadata"]["annotations"]
+    assert annotations[meta.CORRELATION_ANNOTATION] == ids[0]
+    logged = [
+        json.loads(line)
+        for line in gw.gateway.log().splitlines()
+        if line.startswith("{") and ids[0] in line
+    ]
+    assert logged, "the submission is logged under its request id"
+    assert {line["tenant"] for line in logged} == {name}
+
+
+def test_metrics_count_requests_by_route_template_and_tenant_never_by_batch_or_key(
     gw: GatewayWorld, tenant: tuple[str, str]
 ) -> None:
     name, key = tenant
@@ -428,6 +452,10 @@ def test_metrics_count_requests_by_route_template_and_never_name_tenants(
         'imagegen_gateway_requests_total{code="202",method="POST",route="/api/v1/batch/generate"}'
     ) in exposition
     assert 'route="/api/v1/batches/{batch_id}"' in exposition
+    assert (
+        f'imagegen_gateway_tenant_requests_total{{code="200",'
+        f'route="/api/v1/batches/{{batch_id}}",tenant="{name}"}} 1.0'
+    ) in exposition
+    assert f'imagegen_gateway_batches_created_total{{tenant="{name}"}} 1.0' in exposition
     assert batch_id not in exposition
-    assert name not in exposition
     assert key not in exposition

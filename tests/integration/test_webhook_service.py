@@ -23,14 +23,19 @@ from imagegen import resources
 from imagegen.api import meta
 from imagegen.gateway.webhooks import dispatcher, service, signing
 from imagegen.localcluster import cluster
+from imagegen.metrics import gateway as catalogue
 from tests import builders
 from tests.integration import waiting
-from tests.integration.webhookreceiver import Received, Receiver
+from tests.integration.webhookreceiver import Answer, Received, Receiver
 
 pytestmark = pytest.mark.usefixtures("crds_installed")
 
 TENANT = "svc"
 SECRET = signing.new_secret()
+COUNTED = f"svc-counted-{uuid.uuid4().hex[:6]}"
+"""The tenant whose counts one test reads: its own, so that deliveries the producer makes
+again for other tests' batches (their namespaces still terminating, their receivers gone)
+never add to them."""
 
 
 @dataclasses.dataclass
@@ -50,7 +55,9 @@ def namespaces(kube: lightkube.Client) -> Iterator[tuple[str, str]]:
     kube.create(
         core_v1.Secret(
             metadata=meta_v1.ObjectMeta(name=meta.WEBHOOK_SECRETS, namespace=names[1]),
-            data={TENANT: base64.b64encode(SECRET.encode()).decode()},
+            data={
+                tenant: base64.b64encode(SECRET.encode()).decode() for tenant in (TENANT, COUNTED)
+            },
         )
     )
     yield names
@@ -115,6 +122,51 @@ async def test_status_changes_arrive_signed_and_in_order(
     assert sorted(p["type"] for p in payloads) == ["batch.completed", "batch.started"]
     completed = next(p for p in payloads if p["type"] == "batch.completed")
     assert (completed["data"]["status"], completed["data"]["namespace"]) == ("Succeeded", batches)
+
+
+def counted(name: str, **labels: str) -> float:
+    """A sample of the gateway's registry (this process's: the service runs here)."""
+    return catalogue.REGISTRY.get_sample_value(name, {"tenant": COUNTED, **labels}) or 0.0
+
+
+async def test_attempts_are_counted_by_tenant_and_answer_class_and_a_retry_as_a_retry(
+    kube: lightkube.Client,
+    namespaces: tuple[str, str],
+    webhook_receiver: Receiver,
+    webhook_service: service.WebhookService,
+) -> None:
+    before = {
+        "2xx": counted("imagegen_webhook_deliveries_total", code="2xx"),
+        "5xx": counted("imagegen_webhook_deliveries_total", code="5xx"),
+        "retries": counted("imagegen_webhook_retries_total"),
+    }
+    webhook_receiver.script = [Answer(status=503, headers={"Retry-After": "1"})]
+    batches = namespaces[0]
+    body = builders.make_batch("svc-counted", tenant=COUNTED).namespace(batches).items(1)
+    kube.create(codecs.from_dict(body.webhook(webhook_receiver.url, "succeeded").obj()))
+    kube.patch(
+        resources.ImageBatch.Status,
+        "svc-counted",
+        {"status": {"phase": "Succeeded", "progress": "1/1"}},
+        namespace=batches,
+        patch_type=PatchType.MERGE,
+    )
+
+    await waiting.until_async(
+        lambda: _at_least(webhook_receiver, 1), seconds=60, what="the delivery after a 503"
+    )
+
+    async def settled() -> bool | None:
+        # The receiver has answered before the dispatcher settles and counts the attempt.
+        now = counted("imagegen_webhook_deliveries_total", code="2xx")
+        return now == before["2xx"] + 1 or None
+
+    await waiting.until_async(settled, seconds=10, what="the delivery counted once settled")
+    assert counted("imagegen_webhook_deliveries_total", code="5xx") == before["5xx"] + 1
+    assert counted("imagegen_webhook_deliveries_total", code="2xx") == before["2xx"] + 1
+    assert counted("imagegen_webhook_retries_total") == before["retries"] + 1
+    exposition = catalogue.REGISTRY.collect()
+    assert all(webhook_receiver.url not in str(family) for family in exposition)
 
 
 async def _at_least(receiver: Receiver, count: int) -> list[Received] | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+import threading
 import time
+from types import TracebackType
 
 from aiohttp import web
 
@@ -77,3 +79,35 @@ class Receiver:
             Received(headers=dict(request.headers), body=body, at=arrived, status=answer.status)
         )
         return web.Response(status=answer.status, headers=answer.headers)
+
+
+class ThreadedReceiver:
+    """A Receiver on an event loop of its own thread, for fixtures that are not async (a
+    module-scoped one): `with ThreadedReceiver() as receiver: ...`."""
+
+    START_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        self.receiver = Receiver()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="webhook-receiver", daemon=True
+        )
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(self.receiver.start(), self._loop)
+        started.result(timeout=self.START_SECONDS)
+        return self.receiver
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        stopped = asyncio.run_coroutine_threadsafe(self.receiver.stop(), self._loop)
+        stopped.result(timeout=self.START_SECONDS)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=self.START_SECONDS)
+        self._loop.close()

@@ -5,6 +5,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from imagegen.api import meta
 from imagegen.gateway import problems, schemas, translate
 from tests import builders
 
@@ -26,6 +27,13 @@ def test_a_submission_becomes_a_cr_in_the_tenants_namespace_with_generated_item_
     assert [item["id"] for item in obj["spec"]["items"]] == ["item-0", "mine"]
     assert obj["spec"]["defaults"] == {"size": "512x512", "provider": "local", "format": "png"}
     assert "webhook" not in obj["spec"]
+
+
+def test_the_request_id_becomes_the_correlation_id_the_operator_logs_the_batch_under() -> None:
+    obj = translate.custom_resource(
+        request(), name="b", tenant="acme", namespace="tenant-acme", correlation_id="req-7f3a"
+    )
+    assert obj["metadata"]["annotations"] == {meta.CORRELATION_ANNOTATION: "req-7f3a"}
 
 
 def test_a_webhook_without_events_gets_the_crds_default_events() -> None:

@@ -93,3 +93,21 @@ def test_a_text_line_ends_with_the_bound_fields() -> None:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
     assert stream.getvalue().rstrip().endswith("t: dispatched tenant=acme correlation_id=req-7")
+
+
+def test_fields_bound_for_the_rest_of_a_task_leave_with_the_enclosing_block(
+    captured: io.StringIO,
+) -> None:
+    with logs.bound(correlation_id="req-9"):
+        logs.bind_rest_of_task(tenant="acme")
+        logging.getLogger("t").warning("authenticated")
+    logging.getLogger("t").warning("next request")
+    inside, outside = lines(captured)
+    assert (inside["tenant"], inside["correlation_id"]) == ("acme", "req-9")
+    assert "tenant" not in outside
+    assert "correlation_id" not in outside
+
+
+def test_binding_an_unknown_field_for_the_rest_of_a_task_names_it() -> None:
+    with pytest.raises(ValueError, match="api_key"):
+        logs.bind_rest_of_task(api_key="igk_x")

@@ -14,6 +14,18 @@ REGISTRIES = {"operator": operator.REGISTRY, "worker": worker.REGISTRY, "gateway
 SERIES_PER_TENANT_AND_REGION = 20
 """The stated bound: the operator's scrape holds at most this many series per tenant and
 region (so 12,000 at 200 tenants in 3 regions)."""
+GATEWAY_SERIES_PER_TENANT = 40
+"""The stated bound for the gateway's scrape: at most this many series per tenant (so
+8,000 at 200 tenants), each tenant using every route with its usual answers."""
+TENANT_ROUTES_AND_CODES = {
+    "/api/v1/batch/generate": ("202", "400", "409", "413", "422", "429"),
+    "/api/v1/batches": ("200", "202", "422", "429"),
+    "/api/v1/batches/{batch_id}": ("200", "404"),
+    "/api/v1/batches/{batch_id}/cancel": ("202", "404", "409"),
+    "/api/v1/batches/{batch_id}/events": ("200", "404", "406"),
+    "/api/v1/batches/{batch_id}/images/{item_id}": ("200", "404"),
+}
+"""What a busy tenant's requests are answered with, by route template."""
 
 
 def ours(module: object) -> list[Counter | Gauge | Histogram]:
@@ -27,6 +39,13 @@ def series(registry: CollectorRegistry) -> list[tuple[str, dict[str, str]]]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     ]
+
+
+@pytest.fixture
+def clean_gateway() -> Iterator[None]:
+    yield
+    for metric in ours(gateway):
+        metric.clear()
 
 
 @pytest.fixture
@@ -118,3 +137,55 @@ def test_200_tenants_in_3_regions_stay_under_the_stated_series_bound(
     # Every one of those tenants is really in the scrape, so the count is not vacuous.
     scraped = {labels_["tenant"] for _, labels_ in series(operator.REGISTRY) if "tenant" in labels_}
     assert scraped == set(tenants)
+
+
+def test_200_tenants_on_the_gateway_stay_under_the_stated_series_bound(
+    clean_gateway: None,
+) -> None:
+    tenants = [f"tenant-{n:03}" for n in range(200)]
+    for tenant in tenants:
+        for route, codes in TENANT_ROUTES_AND_CODES.items():
+            for code in codes:
+                gateway.TENANT_REQUESTS.labels(tenant=tenant, route=route, code=code).inc()
+        gateway.RATE_LIMITED.labels(tenant=tenant).inc()
+        gateway.RATE_LIMIT_REMAINING.labels(tenant=tenant).set(7)
+        gateway.BATCHES_CREATED.labels(tenant=tenant).inc()
+        gateway.IMAGES_REQUESTED.labels(tenant=tenant).inc(100)
+        gateway.IDEMPOTENT_REPLAYS.labels(tenant=tenant).inc()
+        for kind in ("websocket", "sse"):
+            gateway.STREAMS.labels(tenant=tenant, kind=kind).set(1)
+        for status in (200, 301, 410, 503, None):
+            gateway.WEBHOOK_DELIVERIES.labels(tenant, gateway.code_class(status)).inc()
+        for reason in ("exhausted", "gone", "refused"):
+            gateway.WEBHOOK_FAILURES.labels(tenant=tenant, reason=reason).inc()
+        gateway.WEBHOOK_RETRIES.labels(tenant=tenant).inc()
+    for route, codes in TENANT_ROUTES_AND_CODES.items():
+        for code in (*codes, "401"):
+            gateway.REQUESTS.labels(route=route, method="POST", code=code).inc()
+        gateway.REQUEST_SECONDS.labels(route=route, method="POST").observe(0.02)
+    gateway.WEBHOOK_OUTBOX.set(3)
+
+    count = len(series(gateway.REGISTRY))
+
+    bound = GATEWAY_SERIES_PER_TENANT * len(tenants)
+    print(f"gateway scrape at 200 tenants: {count} series (bound {bound})")
+    assert count <= bound
+    scraped = {labels_["tenant"] for _, labels_ in series(gateway.REGISTRY) if "tenant" in labels_}
+    assert scraped == set(tenants)
+    assert labels.offending(gateway.REGISTRY) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [(200, "2xx"), (204, "2xx"), (410, "4xx"), (503, "5xx"), (None, "none"), (999, "none")],
+)
+def test_a_webhook_answer_is_counted_by_its_class_never_its_exact_code(
+    status: int | None, label: str
+) -> None:
+    assert gateway.code_class(status) == label
+
+
+def test_an_http_method_outside_the_known_ones_is_other() -> None:
+    assert [gateway.method(m) for m in ("GET", "POST", "BREW", "get")] == [
+        "GET", "POST", "other", "other",
+    ]  # fmt: skip

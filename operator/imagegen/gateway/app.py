@@ -28,6 +28,7 @@ from imagegen.gateway import (
     openapi,
     problems,
     reflector,
+    requestcontext,
     services,
     settings,
     tenants,
@@ -64,6 +65,8 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
     app.add_middleware(services.RateLimitHeaders)
     app.add_middleware(bodylimit.BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(metrics.RequestMetrics)
+    # Outermost: every line logged for a request, the metrics middleware's too, has its id.
+    app.add_middleware(requestcontext.RequestContext)
     app.openapi = openapi.generator(app)  # type: ignore[method-assign]
     return app
 

@@ -1,7 +1,6 @@
-"""Every Prometheus metric of the gateway, defined once, in a registry of its own.
-
-Labels are routes (templates, never ids), methods, status codes and outcomes: no tenant
-names, keys or other unbounded values."""
+"""The gateway's side of its metrics: the ASGI middleware that counts requests, and the
+exposition of the registry. The metrics themselves are defined once, in the catalogue
+(imagegen.metrics.gateway)."""
 
 from __future__ import annotations
 
@@ -10,56 +9,21 @@ import time
 import prometheus_client
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REGISTRY = prometheus_client.CollectorRegistry(auto_describe=True)
+from imagegen.metrics import gateway as catalogue
 
-REQUESTS = prometheus_client.Counter(
-    "imagegen_gateway_requests_total",
-    "HTTP requests answered, by route template, method and status code.",
-    ["route", "method", "code"],
-    registry=REGISTRY,
-)
-LATENCY = prometheus_client.Histogram(
-    "imagegen_gateway_request_duration_seconds",
-    "Time to answer an HTTP request (streams: time to the first byte).",
-    ["route", "method"],
-    registry=REGISTRY,
-)
-RATE_LIMIT_DECISIONS = prometheus_client.Counter(
-    "imagegen_gateway_ratelimit_decisions_total",
-    "Rate-limit decisions, by result (admitted or limited).",
-    ["result"],
-    registry=REGISTRY,
-)
-BATCHES_CREATED = prometheus_client.Counter(
-    "imagegen_gateway_batches_created_total",
-    "ImageBatch CRs created through the API.",
-    registry=REGISTRY,
-)
-IMAGES_REQUESTED = prometheus_client.Counter(
-    "imagegen_gateway_images_requested_total",
-    "Items in the batches created through the API.",
-    registry=REGISTRY,
-)
-IDEMPOTENT_REPLAYS = prometheus_client.Counter(
-    "imagegen_gateway_idempotent_replays_total",
-    "Requests answered from a stored Idempotency-Key response.",
-    registry=REGISTRY,
-)
-EVENT_STREAMS = prometheus_client.Gauge(
-    "imagegen_gateway_event_streams",
-    "Open batch event streams, by transport (websocket or sse).",
-    ["transport"],
-    registry=REGISTRY,
-)
+TENANT_STATE = "tenant"
+"""The request-state key authentication writes the tenant's name under, for the counts."""
 
 
 def exposition() -> tuple[bytes, str]:
     """The registry in the text format, and its content type."""
-    return prometheus_client.generate_latest(REGISTRY), prometheus_client.CONTENT_TYPE_LATEST
+    body = prometheus_client.generate_latest(catalogue.REGISTRY)
+    return body, prometheus_client.CONTENT_TYPE_LATEST
 
 
 class RequestMetrics:
-    """ASGI middleware counting requests by the route template that served them."""
+    """ASGI middleware counting requests by the route template that served them and, once
+    authentication named the tenant, by tenant too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,12 +33,13 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        method = catalogue.method(scope["method"])
         status = [500]
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
-                LATENCY.labels(_route(scope), scope["method"]).observe(
+                catalogue.REQUEST_SECONDS.labels(_route(scope), method).observe(
                     time.perf_counter() - started
                 )
             await send(message)
@@ -82,7 +47,11 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            REQUESTS.labels(_route(scope), scope["method"], str(status[0])).inc()
+            route, code = _route(scope), str(status[0])
+            catalogue.REQUESTS.labels(route, method, code).inc()
+            tenant = scope.get("state", {}).get(TENANT_STATE)
+            if tenant:
+                catalogue.TENANT_REQUESTS.labels(tenant, route, code).inc()
 
 
 def _route(scope: Scope) -> str:

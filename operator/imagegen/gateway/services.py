@@ -11,7 +11,7 @@ import fastapi
 import redis.asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagegen import ratelimit
+from imagegen import logs, ratelimit
 from imagegen.gateway import (
     batchstore,
     idempotency,
@@ -22,6 +22,7 @@ from imagegen.gateway import (
     settings,
     tenants,
 )
+from imagegen.metrics import gateway as catalogue
 
 _HEADERS_STATE = "ratelimit_headers"
 
@@ -49,10 +50,14 @@ ServicesDep = Annotated[Services, fastapi.Depends(services)]
 _UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="imagegen"'}
 
 
-def authenticate(
+async def authenticate(
     connection: fastapi.requests.HTTPConnection, found: ServicesDep
 ) -> tenants.TenantView:
-    """The tenant of the request's `Authorization: Bearer igk_...` key, or 401."""
+    """The tenant of the request's `Authorization: Bearer igk_...` key, or 401. From here
+    on the request's log lines and metrics carry the tenant.
+
+    Async although it awaits nothing: FastAPI runs a sync dependency in a thread, whose
+    log fields would not reach the handler's lines."""
     header = connection.headers.get("authorization")
     if not header:
         raise problems.Problem(
@@ -78,6 +83,8 @@ def authenticate(
             detail="unknown or expired API key",
             headers=_UNAUTHORIZED,
         )
+    setattr(connection.state, metrics.TENANT_STATE, tenant.name)
+    logs.bind_rest_of_task(tenant=tenant.name)
     return tenant
 
 
@@ -104,8 +111,9 @@ async def charge(
     decision = await found.limiter.decide(ratelimiting.limits(tenant, images=images))
     headers = ratelimiting.headers(decision)
     connection.state.ratelimit_headers = headers
-    metrics.RATE_LIMIT_DECISIONS.labels("admitted" if decision.admitted else "limited").inc()
+    catalogue.RATE_LIMIT_REMAINING.labels(tenant.name).set(decision.outcomes[0].remaining)
     if not decision.admitted:
+        catalogue.RATE_LIMITED.labels(tenant.name).inc()
         raise problems.Problem(
             status=429,
             slug="rate-limited",

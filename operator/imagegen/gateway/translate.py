@@ -14,9 +14,16 @@ API_PREFIX = "/api/v1/batches"
 
 
 def custom_resource(
-    request: schemas.BatchRequest, *, name: str, tenant: str, namespace: str
+    request: schemas.BatchRequest,
+    *,
+    name: str,
+    tenant: str,
+    namespace: str,
+    correlation_id: str | None = None,
 ) -> dict[str, Any]:
-    """The ImageBatch CR for a submission, validated by the same model as the CRD.
+    """The ImageBatch CR for a submission, validated by the same model as the CRD; the
+    correlation id (the gateway's request id) goes into the annotation that the operator
+    and the workers log the batch under.
 
     Raises pydantic.ValidationError only for rules the request models cannot see alone."""
     items = [
@@ -39,9 +46,13 @@ def custom_resource(
         items=items,
         webhook=_webhook(request.webhook),
     )
-    annotations = {METADATA_ANNOTATION: json.dumps(request.metadata)} if request.metadata else None
+    annotations: dict[str, str] = {}
+    if request.metadata:
+        annotations[METADATA_ANNOTATION] = json.dumps(request.metadata)
+    if correlation_id:
+        annotations[meta.CORRELATION_ANNOTATION] = correlation_id
     batch = imagebatch.ImageBatch(
-        metadata=meta.ObjectMeta(name=name, namespace=namespace, annotations=annotations),
+        metadata=meta.ObjectMeta(name=name, namespace=namespace, annotations=annotations or None),
         spec=spec,
     )
     dumped: dict[str, Any] = batch.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -13,7 +13,8 @@ Modules, imported as modules (`from imagegen.metrics import operator`):
 - `alerts`, `dashboard`, `files`: the alert rules and the Grafana dashboard, each from one
   Python source, rendered to the files under manifests/monitoring/.
 
-Labels are bounded: tenant, region, tier, provider, phase, route, code, reason, kind, lane.
+Labels are bounded: tenant, region, tier, provider, phase, route, method, code, reason, kind,
+lane.
 Never a batch id, item id, prompt, key or URL.
 """
 

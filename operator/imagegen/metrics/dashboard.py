@@ -130,6 +130,22 @@ PANELS: tuple[Panel, ...] = (
         ),
     ),
     Panel(
+        title="Gateway requests",
+        unit="reqps",
+        queries=(
+            (
+                "{{tenant}} {{code}}",
+                "sum by (tenant, code) (rate("
+                f"imagegen_gateway_tenant_requests_total{{{TENANT}}}[5m]))",
+            ),
+            (
+                "p95 s {{route}}",
+                "histogram_quantile(0.95, sum by (route, le) (rate("
+                "imagegen_gateway_request_duration_seconds_bucket[5m])))",
+            ),
+        ),
+    ),
+    Panel(
         title="Rate limiting",
         unit="short",
         queries=(
@@ -176,6 +192,11 @@ PANELS: tuple[Panel, ...] = (
                 "rejected {{tenant}} {{reason}}",
                 "sum by (tenant, reason) (increase("
                 f"imagegen_batches_rejected_total{{{TENANT}}}[1h]))",
+            ),
+            (
+                "gateway {{tenant}} {{code}}",
+                "sum by (tenant, code) (rate(imagegen_gateway_tenant_requests_total{"
+                f'{TENANT}, code=~"5.."}}[5m]))',
             ),
             (
                 "reconcile {{kind}} {{reason}}",

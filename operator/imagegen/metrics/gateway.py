@@ -1,7 +1,10 @@
 """The gateway's metrics, on a registry of its own that `imagegen gateway` serves.
 
 Defined here so that every metric of imagegen lives in one catalogue; the gateway
-increments them and serves `REGISTRY`.
+(imagegen.gateway.metrics: its middleware and /metrics) increments them and serves
+`REGISTRY`. Per tenant where the gateway knows the tenant (its API key resolved); routes
+are templates, never a path with a batch id; webhook codes are classes (2xx, 4xx...),
+never the receiver's URL.
 """
 
 from __future__ import annotations
@@ -12,22 +15,25 @@ from imagegen.metrics import registries
 
 REGISTRY = registries.for_process()
 
+METHODS: frozenset[str] = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""HTTP methods that become a `method` label; any other token a client sends is `other`."""
+
 REQUESTS = Counter(
     "imagegen_gateway_requests_total",
-    "HTTP requests answered, by route template (never the raw path) and status code.",
-    ["route", "code"],
+    "HTTP requests answered (authenticated or not), by route template, method and code.",
+    ["route", "method", "code"],
     registry=REGISTRY,
 )
 TENANT_REQUESTS = Counter(
     "imagegen_gateway_tenant_requests_total",
-    "HTTP requests of an authenticated tenant, by status code.",
-    ["tenant", "code"],
+    "HTTP requests of an authenticated tenant, by route template and status code.",
+    ["tenant", "route", "code"],
     registry=REGISTRY,
 )
 REQUEST_SECONDS = Histogram(
     "imagegen_gateway_request_duration_seconds",
-    "Time from request to response, by route template.",
-    ["route"],
+    "Time from request to the response's first byte (streams: to their start), by route.",
+    ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
@@ -43,6 +49,18 @@ RATE_LIMIT_REMAINING = Gauge(
     ["tenant"],
     registry=REGISTRY,
 )
+BATCHES_CREATED = Counter(
+    "imagegen_gateway_batches_created_total",
+    "ImageBatch CRs created through the API.",
+    ["tenant"],
+    registry=REGISTRY,
+)
+IMAGES_REQUESTED = Counter(
+    "imagegen_gateway_images_requested_total",
+    "Items in the batches created through the API.",
+    ["tenant"],
+    registry=REGISTRY,
+)
 IDEMPOTENT_REPLAYS = Counter(
     "imagegen_gateway_idempotent_replays_total",
     "Requests answered from an earlier one with the same Idempotency-Key.",
@@ -51,19 +69,21 @@ IDEMPOTENT_REPLAYS = Counter(
 )
 STREAMS = Gauge(
     "imagegen_gateway_open_streams",
-    "Open status streams, by kind (websocket or sse).",
-    ["kind"],
+    "Open batch status streams, by tenant and kind (websocket or sse).",
+    ["tenant", "kind"],
     registry=REGISTRY,
 )
 WEBHOOK_DELIVERIES = Counter(
     "imagegen_webhook_deliveries_total",
-    "Webhook delivery attempts, by tenant and the receiver's status code (0: no answer).",
+    "Webhook delivery attempts, by tenant and the class of the receiver's answer "
+    "(2xx, 3xx, 4xx, 5xx; none: no answer, e.g. timeout, refused connection).",
     ["tenant", "code"],
     registry=REGISTRY,
 )
 WEBHOOK_FAILURES = Counter(
     "imagegen_webhook_failures_total",
-    "Webhook deliveries given up after their last retry, by tenant and reason.",
+    "Webhook deliveries given up, by tenant and reason "
+    "(exhausted: retries ran out; gone: the endpoint answered 410; refused: unsafe URL).",
     ["tenant", "reason"],
     registry=REGISTRY,
 )
@@ -75,6 +95,19 @@ WEBHOOK_RETRIES = Counter(
 )
 WEBHOOK_OUTBOX = Gauge(
     "imagegen_webhook_outbox_depth",
-    "Webhook deliveries waiting in the outbox.",
+    "Webhook deliveries in the outbox not yet settled for good (new or awaiting a retry), "
+    "as the dispatcher last sampled it.",
     registry=REGISTRY,
 )
+
+
+def method(raw: str) -> str:
+    """The method as a label: one of METHODS, else `other` (a client may send any token)."""
+    return raw if raw in METHODS else "other"
+
+
+def code_class(status: int | None) -> str:
+    """A receiver's status as a bounded label: 2xx ... 5xx, or none without an answer."""
+    if status is None or not 100 <= status <= 599:
+        return "none"
+    return f"{status // 100}xx"

@@ -1,8 +1,8 @@
 """The label names a metric may carry: each has a bounded set of values.
 
 A tenant is bounded by the Tenants the platform team creates; everything else by an enum
-in the API or the code. Batch and item ids, prompts, keys and URLs are unbounded or
-secret and never become labels.
+in the API or the code (an HTTP method by imagegen.metrics.gateway.METHODS). Batch and
+item ids, prompts, keys and URLs are unbounded or secret and never become labels.
 """
 
 from __future__ import annotations
@@ -12,7 +12,19 @@ from collections.abc import Iterable
 from prometheus_client import registry as prometheus_registry
 
 ALLOWED: frozenset[str] = frozenset(
-    {"tenant", "region", "tier", "provider", "phase", "route", "code", "reason", "kind", "lane"}
+    {
+        "tenant",
+        "region",
+        "tier",
+        "provider",
+        "phase",
+        "route",
+        "method",
+        "code",
+        "reason",
+        "kind",
+        "lane",
+    }
 )
 
 UNKNOWN_TENANT = "unknown"

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
 import secrets
 from typing import Annotated, Any
@@ -17,14 +18,17 @@ from fastapi import responses
 
 from imagegen.gateway import (
     idempotency,
-    metrics,
     problems,
+    requestcontext,
     schemas,
     services,
     tenants,
     translate,
 )
 from imagegen.gateway.webhooks import ssrf
+from imagegen.metrics import gateway as catalogue
+
+logger = logging.getLogger(__name__)
 
 router = fastapi.APIRouter(tags=["batches"])
 
@@ -57,10 +61,16 @@ async def submit(
         await services.charge(request, found, tenant)
         raise problems.from_validation(error) from error
     await services.charge(request, found, tenant, images=len(submission.items))
+    request_id = str(getattr(request.state, requestcontext.STATE))
     if idempotency_key is None:
-        return await _create(found, tenant=tenant, submission=submission)
+        return await _create(found, tenant=tenant, submission=submission, request_id=request_id)
     return await _create_once(
-        found, tenant=tenant, key=idempotency_key, body=body, submission=submission
+        found,
+        tenant=tenant,
+        key=idempotency_key,
+        body=body,
+        submission=submission,
+        request_id=request_id,
     )
 
 
@@ -71,6 +81,7 @@ async def _create_once(
     key: str,
     body: Any,
     submission: schemas.BatchRequest,
+    request_id: str,
 ) -> responses.Response:
     """Create under an Idempotency-Key: replay, refuse, or create and keep the answer."""
     fingerprint = idempotency.fingerprint(method="POST", path=translate.API_PREFIX, body=body)
@@ -78,7 +89,7 @@ async def _create_once(
         tenant=tenant.name, key=key, fingerprint=fingerprint
     )
     if state is idempotency.State.REPLAY and stored is not None:
-        metrics.IDEMPOTENT_REPLAYS.inc()
+        catalogue.IDEMPOTENT_REPLAYS.labels(tenant.name).inc()
         return responses.Response(stored.body, status_code=stored.status, headers=stored.headers)
     if state is idempotency.State.MISMATCH:
         raise problems.Problem(
@@ -94,7 +105,7 @@ async def _create_once(
             detail="a request with this Idempotency-Key is still being processed",
         )
     try:
-        response = await _create(found, tenant=tenant, submission=submission)
+        response = await _create(found, tenant=tenant, submission=submission, request_id=request_id)
     except BaseException:
         # Nothing was created (or the answer is an error): a retry may go ahead.
         await found.idempotency.abandon(tenant=tenant.name, key=key)
@@ -263,15 +274,24 @@ async def _check_webhook(found: services.Services, url: str) -> None:
 
 
 async def _create(
-    found: services.Services, *, tenant: tenants.TenantView, submission: schemas.BatchRequest
+    found: services.Services,
+    *,
+    tenant: tenants.TenantView,
+    submission: schemas.BatchRequest,
+    request_id: str,
 ) -> responses.JSONResponse:
-    """Create the CR and answer 202 with the batch object and its Location."""
+    """Create the CR, carrying the request id as its correlation id, and answer 202 with
+    the batch object and its Location."""
     if submission.webhook is not None:
         await _check_webhook(found, submission.webhook.url)
     name = f"batch-{secrets.token_hex(6)}"
     try:
         obj = translate.custom_resource(
-            submission, name=name, tenant=tenant.name, namespace=tenant.namespace
+            submission,
+            name=name,
+            tenant=tenant.name,
+            namespace=tenant.namespace,
+            correlation_id=request_id,
         )
     except pydantic.ValidationError as error:
         raise problems.from_validation(error) from error
@@ -284,9 +304,10 @@ async def _create(
                 status=422, slug="validation", detail=str(error.status.message)
             ) from error
         raise
-    metrics.BATCHES_CREATED.inc()
-    metrics.IMAGES_REQUESTED.inc(len(submission.items))
+    catalogue.BATCHES_CREATED.labels(tenant.name).inc()
+    catalogue.IMAGES_REQUESTED.labels(tenant.name).inc(len(submission.items))
     batch = translate.batch_object(created)
+    logger.info("created batch %s with %d items", name, len(submission.items))
     return responses.JSONResponse(
         batch.model_dump(mode="json"), status_code=202, headers={"Location": batch.links["self"]}
     )

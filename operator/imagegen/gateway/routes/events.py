@@ -14,8 +14,9 @@ from fastapi import responses
 from sse_starlette import sse
 from starlette import websockets
 
-from imagegen.gateway import metrics, problems, schemas, services, tenants, translate
+from imagegen.gateway import problems, schemas, services, tenants, translate
 from imagegen.gateway.routes import batches
+from imagegen.metrics import gateway as catalogue
 
 router = fastapi.APIRouter(tags=["batches"])
 
@@ -74,7 +75,7 @@ async def batch_events_sse(
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         shown_updates = updates(found, tenant, obj)
-        with metrics.EVENT_STREAMS.labels("sse").track_inprogress():
+        with catalogue.STREAMS.labels(tenant.name, "sse").track_inprogress():
             async with contextlib.aclosing(shown_updates):
                 async for shown in shown_updates:
                     yield {"event": "batch", "data": shown.model_dump_json()}
@@ -87,14 +88,14 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
     """A text message with the batch object per change; closed (1000) after a terminal phase."""
     found = services.services(websocket)
     try:
-        tenant = services.authenticate(websocket, found)
+        tenant = await services.authenticate(websocket, found)
         await services.charge(websocket, found, tenant)
         obj = await batches.find(found, tenant, batch_id)
     except problems.Problem as problem:
         await _deny(websocket, problem)
         return
     await websocket.accept()
-    with metrics.EVENT_STREAMS.labels("websocket").track_inprogress():
+    with catalogue.STREAMS.labels(tenant.name, "websocket").track_inprogress():
         sender = asyncio.create_task(_send_updates(websocket, updates(found, tenant, obj)))
         receiver = asyncio.create_task(_until_disconnect(websocket))
         done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)

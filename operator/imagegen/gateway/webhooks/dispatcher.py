@@ -23,7 +23,9 @@ import lightkube
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from imagegen import logs
 from imagegen.gateway.webhooks import delivery, loops, outbox, schedule, secretstore, signing, ssrf
+from imagegen.metrics import gateway as catalogue
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ class Dispatcher:
         if not self._group_ready:
             await outbox.ensure_group(self._redis)
             self._group_ready = True
+        # Sampled once a loop (at least every block_ms): one XLEN, whoever appended.
+        catalogue.WEBHOOK_OUTBOX.set(await outbox.depth(self._redis))
         entries = await outbox.claim_abandoned(
             self._redis,
             consumer=self._consumer,
@@ -127,8 +131,14 @@ class Dispatcher:
         await asyncio.gather(*(self._deliver(entry) for entry in entries))
 
     async def _deliver(self, entry: outbox.Entry) -> None:
-        attempts = await outbox.attempts_made(self._redis, entry.entry_id) + 1
-        outcome = await self._attempt(entry, attempts=attempts)
+        with logs.bound(tenant=entry.tenant):
+            attempts = await outbox.attempts_made(self._redis, entry.entry_id) + 1
+            outcome = await self._attempt(entry, attempts=attempts)
+            self._log(entry, outcome)
+            await outbox.settle(self._redis, entry=entry, outcome=outcome, now=self._clock())
+            _count(entry, outcome)
+
+    def _log(self, entry: outbox.Entry, outcome: outbox.Outcome) -> None:
         logger.info(
             "webhook %s %s for tenant %s to %s: %s (attempt %d%s%s)",
             entry.msg_id,
@@ -140,7 +150,6 @@ class Dispatcher:
             f", HTTP {outcome.status}" if outcome.status is not None else "",
             f", {outcome.error}" if outcome.error else "",
         )
-        await outbox.settle(self._redis, entry=entry, outcome=outcome, now=self._clock())
 
     async def _attempt(self, entry: outbox.Entry, *, attempts: int) -> outbox.Outcome:
         if await outbox.is_disabled(self._redis, tenant=entry.tenant, url=entry.url):
@@ -176,6 +185,9 @@ class Dispatcher:
             ),
             timeout_seconds=self._options.timeout_seconds,
         )
+        catalogue.WEBHOOK_DELIVERIES.labels(
+            entry.tenant, catalogue.code_class(response.status)
+        ).inc()
         if response.status is not None and 200 <= response.status < 300:
             return outbox.Outcome(state="delivered", attempts=attempts, status=response.status)
         if response.status == 410:
@@ -204,6 +216,21 @@ class Dispatcher:
             error=error,
             due=self._clock() + delay,
         )
+
+
+def _count(entry: outbox.Entry, outcome: outbox.Outcome) -> None:
+    """Count a settled attempt's retry or its end (the attempt itself is counted when the
+    receiver was called); only the tenant and a reason, never the URL."""
+    if outcome.state == "retrying":
+        catalogue.WEBHOOK_RETRIES.labels(entry.tenant).inc()
+    elif outcome.state in ("failed", "disabled"):
+        catalogue.WEBHOOK_FAILURES.labels(entry.tenant, _failure_reason(outcome)).inc()
+
+
+def _failure_reason(outcome: outbox.Outcome) -> str:
+    if outcome.state == "disabled":
+        return "gone"
+    return "refused" if outcome.error.startswith("refused:") else "exhausted"
 
 
 def _shown(url: str) -> str:

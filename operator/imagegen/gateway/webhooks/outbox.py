@@ -88,6 +88,12 @@ async def append(client: aioredis.Redis, event: events.Event) -> bool:
     return added is not None
 
 
+async def depth(client: aioredis.Redis) -> int:
+    """Entries not settled for good: new, in flight, or awaiting a retry (a final settle
+    deletes the entry from the stream; a retry leaves it there)."""
+    return int(await client.xlen(keys.stream()))
+
+
 async def ensure_group(client: aioredis.Redis) -> None:
     """Create the dispatchers' consumer group (and the stream) if missing."""
     try:
