@@ -34,6 +34,14 @@ _KUBERNETES_LDFLAGS = (
 # metrics-server takes its version from client-go; unset, its logs say v0.0.0-master.
 _METRICS_SERVER_LDFLAGS = "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0"
 
+# Helm reports its version from these; unset, `helm version` says v4.3 "unreleased".
+_HELM_LDFLAGS = (
+    "-s -w"
+    " -X helm.sh/helm/v4/internal/version.version=v4.3.1"
+    " -X helm.sh/helm/v4/internal/version.metadata="
+    " -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GoModule:
@@ -63,6 +71,13 @@ MODULES = (
         directory="metrics-server",
         packages={"metrics-server": "sigs.k8s.io/metrics-server/cmd/metrics-server"},
         ldflags=_METRICS_SERVER_LDFLAGS,
+    ),
+    # Its own module too: the chart tests drive the real helm CLI, and Helm's Kubernetes
+    # libraries need not follow the apiserver's.
+    GoModule(
+        directory="helm",
+        packages={"helm": "helm.sh/helm/v4/cmd/helm"},
+        ldflags=_HELM_LDFLAGS,
     ),
 )
 
