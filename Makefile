@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo dev lint unit integration crds manifests-check controlplane redis-server clean
+.PHONY: test demo dev lint unit integration crds chart-schema manifests controlplane redis-server clean
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
@@ -34,6 +34,14 @@ integration: $(BIN)/.installed controlplane redis-server
 
 crds: $(BIN)/.installed
 	$(BIN)/imagegen crds --output-dir crds
+
+# The chart's values.schema.json comes from the same models as the CRDs.
+chart-schema: $(BIN)/.installed
+	$(BIN)/imagegen chart-schema --output charts/imagegen/values.schema.json
+
+# manifests/ is rendered from the chart by the helm the control-plane build makes.
+manifests: crds chart-schema controlplane
+	$(BIN)/imagegen manifests --chart charts/imagegen --output-dir manifests
 
 controlplane: $(BIN)/.installed
 	$(BIN)/imagegen controlplane
