@@ -228,7 +228,7 @@ def test_the_gateway_settings_file_holds_what_the_chart_decides(helm: helmtool.H
         find(objects, "ConfigMap", "imagegen-gateway-config")["data"]["settings.yaml"]
     )
     assert settings == {
-        "host": "0.0.0.0",
+        "host": "0.0.0.0",  # noqa: S104 (a pod serves on every interface)
         "port": 8080,
         "operator_namespace": NAMESPACE,
         "webhook_allowlist": ["hooks.internal.example"],
