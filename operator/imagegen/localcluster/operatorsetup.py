@@ -69,20 +69,34 @@ def _service_account_kubeconfig(
 ) -> pathlib.Path:
     with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
         install.apply_files(client=admin, paths=[manifest])
+    return service_account_kubeconfig(
+        target=target, path=workdir / f"{target.name}.operator.kubeconfig"
+    )
+
+
+def service_account_kubeconfig(
+    *,
+    target: cluster.LocalCluster,
+    path: pathlib.Path,
+    service_account: str = SERVICE_ACCOUNT,
+    namespace: str = NAMESPACE,
+) -> pathlib.Path:
+    """Write a kubeconfig for target that carries a fresh token (TokenRequest API) of the
+    ServiceAccount and nothing else; return its path."""
+    with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
         request = core_v1.ServiceAccountToken(
-            metadata=meta_v1.ObjectMeta(name=SERVICE_ACCOUNT, namespace=NAMESPACE),
+            metadata=meta_v1.ObjectMeta(name=service_account, namespace=namespace),
             spec=authentication_v1.TokenRequestSpec(audiences=[], expirationSeconds=_TOKEN_SECONDS),
         )
-        issued = admin.create(request, SERVICE_ACCOUNT, namespace=NAMESPACE)
+        issued = admin.create(request, service_account, namespace=namespace)
     assert issued.status is not None, "a TokenRequest answer always carries a token"
     assert issued.status.token is not None
-    path = workdir / f"{target.name}.operator.kubeconfig"
     cluster.write_kubeconfig(
         path=path,
         name=target.name,
         server=target.server,
         ca_cert=target.ca_cert,
         token=issued.status.token,
-        user=f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}",
+        user=f"system:serviceaccount:{namespace}:{service_account}",
     )
     return path
