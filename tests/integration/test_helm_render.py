@@ -276,3 +276,4 @@ def test_tenants_in_values_become_tenant_objects(helm: helmtool.Helm) -> None:
     tenant = find(helm.template("-f", str(THREE_REGIONS)), "Tenant", "metaphysical")
     assert tenant["spec"]["tier"] == "priority"
     assert tenant["spec"]["regions"] == ["us-east", "eu-west", "asia-pacific"]
+    assert tenant["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "1"}
