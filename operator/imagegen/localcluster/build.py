@@ -34,6 +34,8 @@ _KUBERNETES_LDFLAGS = (
 # metrics-server takes its version from client-go; unset, its logs say v0.0.0-master.
 _METRICS_SERVER_LDFLAGS = "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0"
 
+ARGOCD_GO_TOOLCHAIN = "go1.27.3"
+
 # Helm reports its version from these; unset, `helm version` says v4.3 "unreleased".
 _HELM_LDFLAGS = (
     "-s -w"
@@ -52,6 +54,9 @@ class GoModule:
     packages: dict[str, str]
     """Binary name -> Go package path."""
     ldflags: str = "-s -w"
+    go_toolchain: str | None = None
+    """GOTOOLCHAIN for a module that needs a newer Go than the machine's (the go command
+    then takes that toolchain from the Go module proxy, once)."""
 
 
 MODULES = (
@@ -78,6 +83,12 @@ MODULES = (
         directory="helm",
         packages={"helm": "helm.sh/helm/v4/cmd/helm"},
         ldflags=_HELM_LDFLAGS,
+    ),
+    # One binary for every Argo CD component (ARGOCD_BINARY_NAME picks it); Go 1.27.
+    GoModule(
+        directory="argocd",
+        packages={"argocd": "github.com/argoproj/argo-cd/v3/cmd"},
+        go_toolchain=ARGOCD_GO_TOOLCHAIN,
     ),
 )
 
@@ -114,6 +125,7 @@ def module_digest(*, module: GoModule, source_dir: pathlib.Path) -> str:
     for binary, package in sorted(module.packages.items()):
         digest.update(f"{binary}={package}\n".encode())
     digest.update(module.ldflags.encode())
+    digest.update((module.go_toolchain or "").encode())
     return digest.hexdigest()[:16]
 
 
@@ -149,9 +161,11 @@ def _build_module(*, module: GoModule, module_dir: pathlib.Path, target: pathlib
     staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
     try:
         command = [go, "build", "-trimpath", "-ldflags", module.ldflags, "-o", f"{staging}/"]
+        toolchain = {"GOTOOLCHAIN": module.go_toolchain} if module.go_toolchain else {}
         result = subprocess.run(
             [*command, *module.packages.values()],
             cwd=module_dir,
+            env={**os.environ, **toolchain},
             capture_output=True,
             text=True,
             check=False,
