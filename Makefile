@@ -10,7 +10,7 @@ PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo dev lint unit integration test-autoscale bench-autoscale crds monitoring \
-	test-alerts openapi manifests-check controlplane redis-server clean
+	test-alerts openapi chart-schema manifests controlplane redis-server clean
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
@@ -56,6 +56,14 @@ test-alerts: $(BIN)/.installed controlplane
 # docs/openapi.json is committed; a unit test fails when it is stale.
 openapi: $(BIN)/.installed
 	$(BIN)/imagegen openapi --output docs/openapi.json
+
+# The chart's values.schema.json comes from the same models as the CRDs.
+chart-schema: $(BIN)/.installed
+	$(BIN)/imagegen chart-schema --output charts/imagegen/values.schema.json
+
+# manifests/ is rendered from the chart by the helm the control-plane build makes.
+manifests: crds chart-schema controlplane
+	$(BIN)/imagegen manifests --chart charts/imagegen --output-dir manifests
 
 controlplane: $(BIN)/.installed
 	$(BIN)/imagegen controlplane

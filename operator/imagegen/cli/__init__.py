@@ -13,10 +13,10 @@ import pydantic
 import yaml
 
 from imagegen import devstack, logs
-from imagegen.api import crd, operatorconfig, tenant
+from imagegen.api import chartschema, crd, operatorconfig, tenant
 from imagegen.cli import gatewaycmd, workercmd
 from imagegen.controller import runtime, settings
-from imagegen.localcluster import build
+from imagegen.localcluster import build, helmchart
 from imagegen.metrics import files, serve
 from imagegen.render import output, pool
 
@@ -83,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir", type=pathlib.Path, default=pathlib.Path("manifests/monitoring")
     )
     monitoring.set_defaults(run=_run_monitoring)
+
+    chart_schema = commands.add_parser(
+        "chart-schema",
+        help="write the Helm chart's values.schema.json, generated from the API types",
+    )
+    chart_schema.add_argument(
+        "--output", type=pathlib.Path, default=pathlib.Path("charts/imagegen/values.schema.json")
+    )
+    chart_schema.set_defaults(run=_run_chart_schema)
+
+    manifests = commands.add_parser(
+        "manifests", help="render the plain manifests from the Helm chart (builds helm once)"
+    )
+    manifests.add_argument("--chart", type=pathlib.Path, default=pathlib.Path("charts/imagegen"))
+    manifests.add_argument("--output-dir", type=pathlib.Path, default=pathlib.Path("manifests"))
+    manifests.set_defaults(run=_run_manifests)
 
     controlplane = commands.add_parser(
         "controlplane", help="build the local control-plane binaries (cached by go.sum)"
@@ -191,6 +207,24 @@ def _run_crds(args: argparse.Namespace) -> int:
 
 def _run_monitoring(args: argparse.Namespace) -> int:
     for path in files.write(directory=args.output_dir):
+        print(path)
+    return 0
+
+
+def _run_chart_schema(args: argparse.Namespace) -> int:
+    args.output.write_text(chartschema.dump(chartschema.values_schema()), encoding="utf-8")
+    print(args.output)
+    return 0
+
+
+def _run_manifests(args: argparse.Namespace) -> int:
+    try:
+        helm = build.ensure_built()["helm"]
+        written = helmchart.write_manifests(helm=helm, chart=args.chart, output_dir=args.output_dir)
+    except (build.BuildError, helmchart.HelmError) as error:
+        print(f"imagegen manifests: {error}", file=sys.stderr)
+        return 1
+    for path in written:
         print(path)
     return 0
 

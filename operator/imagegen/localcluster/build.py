@@ -37,6 +37,16 @@ PROMETHEUS_VERSION = "3.16.0"
 # metrics-server takes its version from client-go; unset, its logs say v0.0.0-master.
 _METRICS_SERVER_LDFLAGS = "-s -w -X k8s.io/client-go/pkg/version.gitVersion=v0.8.0"
 
+ARGOCD_GO_TOOLCHAIN = "go1.27.3"
+
+# Helm reports its version from these; unset, `helm version` says v4.3 "unreleased".
+_HELM_LDFLAGS = (
+    "-s -w"
+    " -X helm.sh/helm/v4/internal/version.version=v4.3.1"
+    " -X helm.sh/helm/v4/internal/version.metadata="
+    " -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GoModule:
@@ -47,6 +57,9 @@ class GoModule:
     packages: dict[str, str]
     """Binary name -> Go package path."""
     ldflags: str = "-s -w"
+    go_toolchain: str | None = None
+    """GOTOOLCHAIN for a module that needs a newer Go than the machine's (the go command
+    then takes that toolchain from the Go module proxy, once)."""
 
 
 MODULES = (
@@ -75,6 +88,19 @@ MODULES = (
             "promtool": "github.com/prometheus/prometheus/cmd/promtool",
         },
         ldflags=f"-s -w -X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION}",
+    ),
+    # Its own module too: the chart tests drive the real helm CLI, and Helm's Kubernetes
+    # libraries need not follow the apiserver's.
+    GoModule(
+        directory="helm",
+        packages={"helm": "helm.sh/helm/v4/cmd/helm"},
+        ldflags=_HELM_LDFLAGS,
+    ),
+    # One binary for every Argo CD component (ARGOCD_BINARY_NAME picks it); Go 1.27.
+    GoModule(
+        directory="argocd",
+        packages={"argocd": "github.com/argoproj/argo-cd/v3/cmd"},
+        go_toolchain=ARGOCD_GO_TOOLCHAIN,
     ),
 )
 
@@ -111,6 +137,7 @@ def module_digest(*, module: GoModule, source_dir: pathlib.Path) -> str:
     for binary, package in sorted(module.packages.items()):
         digest.update(f"{binary}={package}\n".encode())
     digest.update(module.ldflags.encode())
+    digest.update((module.go_toolchain or "").encode())
     return digest.hexdigest()[:16]
 
 
@@ -146,9 +173,11 @@ def _build_module(*, module: GoModule, module_dir: pathlib.Path, target: pathlib
     staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
     try:
         command = [go, "build", "-trimpath", "-ldflags", module.ldflags, "-o", f"{staging}/"]
+        toolchain = {"GOTOOLCHAIN": module.go_toolchain} if module.go_toolchain else {}
         result = subprocess.run(
             [*command, *module.packages.values()],
             cwd=module_dir,
+            env={**os.environ, **toolchain},
             capture_output=True,
             text=True,
             check=False,

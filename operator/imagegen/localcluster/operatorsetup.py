@@ -76,6 +76,24 @@ def service_account_kubeconfig(
     `account` and write a kubeconfig that acts as it, and as nothing more."""
     with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
         install.apply_files(client=admin, paths=[manifest])
+    return token_kubeconfig(
+        target=target,
+        path=workdir / f"{target.name}.{account}.kubeconfig",
+        account=account,
+        namespace=namespace,
+    )
+
+
+def token_kubeconfig(
+    *,
+    target: cluster.LocalCluster,
+    path: pathlib.Path,
+    account: str = SERVICE_ACCOUNT,
+    namespace: str = NAMESPACE,
+) -> pathlib.Path:
+    """Write a kubeconfig for target that carries a fresh token (TokenRequest API) of the
+    ServiceAccount and nothing else; return its path."""
+    with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
         request = core_v1.ServiceAccountToken(
             metadata=meta_v1.ObjectMeta(name=account, namespace=namespace),
             spec=authentication_v1.TokenRequestSpec(audiences=[], expirationSeconds=_TOKEN_SECONDS),
@@ -83,7 +101,6 @@ def service_account_kubeconfig(
         issued = admin.create(request, account, namespace=namespace)
     assert issued.status is not None, "a TokenRequest answer always carries a token"
     assert issued.status.token is not None
-    path = workdir / f"{target.name}.{account}.kubeconfig"
     cluster.write_kubeconfig(
         path=path,
         name=target.name,
