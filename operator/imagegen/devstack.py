@@ -68,6 +68,8 @@ class Running:
     redis_urls: dict[str, str]
     children: list[process.ManagedProcess]
     scrape_targets: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    helm: pathlib.Path | None = None
+    """The helm the control-plane build made, to try the chart against this stack."""
     """host:port of each process's /metrics, by Prometheus job."""
 
     @property
@@ -81,6 +83,7 @@ def run_dev(*, workdir: pathlib.Path | None, sources: Sources, out: pathlib.Path
     stop_requested = _stop_on_signals()
     with started_stack(workdir=workdir, sources=sources, out=out) as running:
         _print_access(running)
+        _print_chart_hint(running)
         print("the stack stays up until Ctrl-C")
         stop_requested.wait()
     return 0
@@ -100,6 +103,7 @@ def run_demo(
         name, namespace = str(manifest["metadata"]["name"]), str(manifest["metadata"]["namespace"])
         print(f"submitted {', '.join(submitted)}; every {_VIEW_EVERY_SECONDS:.0f}s: images done,"
               " and per region the CPU its HPA reads, replicas (now->wanted) [bounds]")  # fmt: skip
+        _print_chart_hint(running)
         tenant_obj = _as_dict(client.get(resources.Tenant, manifest["spec"]["tenant"]))
         view = _pool_view(regional=regional, tenant_obj=tenant_obj)
         status = _follow(client=client, name=name, namespace=namespace, view=view)
@@ -125,7 +129,9 @@ def started_stack(
     binaries = build.ensure_built()
     began = time.monotonic()
     clusters = stack.start(workdir=workdir, binaries=binaries, region_options=stack.SCALING_REGION)
-    running = Running(workdir=workdir, clusters=clusters, redis_urls={}, children=[])
+    running = Running(
+        workdir=workdir, clusters=clusters, redis_urls={}, children=[], helm=binaries.get("helm")
+    )
     try:
         for name in clusters.regions:
             server = redis.start(workdir=workdir / f"redis-{name}")
@@ -369,6 +375,18 @@ def _pool_view(
         return poolview.line([state for state in states if state is not None])
 
     return view
+
+
+def _print_chart_hint(running: Running) -> None:
+    """How to try the Helm chart against this stack: a server-side dry run of what it
+    renders, validated by the management cluster's apiserver (CRDs, Pod Security)."""
+    if running.helm is None:
+        return
+    print("try the Helm chart against this stack's management cluster (server-side dry run):")
+    print(f"  {running.helm} template imagegen charts/imagegen -n imagegen-system"
+          " -f examples/helm/values-three-regions.yaml |")  # fmt: skip
+    print(f"    kubectl --kubeconfig {running.kubeconfig} apply --dry-run=server -f -")
+    print("  docs/install.md installs it for real on clusters of your own")
 
 
 def _print_access(running: Running) -> None:
