@@ -171,6 +171,15 @@ def world(
 
 
 @pytest.fixture
+async def gateway_webhook_receiver() -> AsyncIterator[webhookreceiver.Receiver]:
+    """A webhook receiver at the address the session's gateway allowlists."""
+    started = webhookreceiver.Receiver(host=GATEWAY_WEBHOOK_HOST)
+    await started.start()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
 async def webhook_receiver() -> AsyncIterator[webhookreceiver.Receiver]:
     """A webhook receiver on 127.0.0.1 that answers 200 unless scripted otherwise."""
     started = webhookreceiver.Receiver()
@@ -178,6 +187,11 @@ async def webhook_receiver() -> AsyncIterator[webhookreceiver.Receiver]:
     yield started
     await started.stop()
 
+
+GATEWAY_WEBHOOK_HOST = "127.0.0.2"
+"""The one address the session's gateway may send webhooks to: its receivers listen there,
+while the webhook tests' own receivers on 127.0.0.1 stay out of the gateway's reach (its
+producer sees every ImageBatch of the session, theirs included)."""
 
 GATEWAY_REDIS_DB = 5
 """The database of the session's redis-server that the gateway keeps its state in."""
@@ -213,7 +227,7 @@ def running_gateway(
         redis_url=f"redis://127.0.0.1:{redis_server.port}/{GATEWAY_REDIS_DB}",
         workdir=workdir,
         images_dir=gateway_images,
-        webhook_allowlist=("127.0.0.1",),
+        webhook_allowlist=(GATEWAY_WEBHOOK_HOST,),
     )
     gateway.start()
     yield gateway

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 from typing import Any
 
 import httpx
@@ -102,12 +103,14 @@ def items(count: int, **fields: Any) -> list[dict[str, Any]]:
 GATEWAY_USER = "system:serviceaccount:imagegen-system:imagegen-gateway"
 
 
-def refused_requests(management: cluster.LocalCluster) -> list[str]:
-    """'verb resource code' of the gateway's requests that the apiserver refused (401/403):
-    its Role must cover everything it does."""
+def refused_requests(management: cluster.LocalCluster, *, since: datetime.datetime) -> list[str]:
+    """'verb resource code' of the gateway's requests since `since` that the apiserver
+    refused (401/403): its Role must cover everything it does. Only since: the chart's RBAC
+    tests probe refusals with a token of the same ServiceAccount."""
     return [
         f"{e['verb']} {e.get('objectRef', {}).get('resource')} {e['responseStatus']['code']}"
         for e in management.audit_events()
         if e["user"].get("username") == GATEWAY_USER
         and e.get("responseStatus", {}).get("code") in (401, 403)
+        and datetime.datetime.fromisoformat(e["requestReceivedTimestamp"]) >= since
     ]

@@ -247,7 +247,14 @@ def test_malformed_json_is_400_and_an_oversized_body_413_before_it_is_read(
 
 @pytest.mark.parametrize(
     "url",
-    ["http://10.0.0.1/hook", "http://169.254.169.254/latest/meta-data", "http://[::1]:9/hook"],
+    [
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:9/hook",
+        # Loopback other than the one address this gateway allowlists, by name and number.
+        "http://localhost:9/hook",
+        "http://127.0.0.1:9/hook",
+    ],
 )
 def test_a_webhook_to_a_private_address_is_refused_at_submit_naming_webhook_url(
     gw: GatewayWorld, tenant: tuple[str, str], url: str

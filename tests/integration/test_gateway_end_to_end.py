@@ -6,6 +6,7 @@ watch of the batch's CR."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import itertools
 import json
@@ -88,6 +89,7 @@ def test_100_images_submitted_over_http_are_followed_by_websocket_and_fetched(
     gw: GatewayWorld, tenant_with_workers: tuple[str, str], management: cluster.LocalCluster
 ) -> None:
     _, key = tenant_with_workers
+    began = datetime.datetime.now(datetime.UTC)
     with gw.client(key) as http:
         submitted = http.post("/api/v1/batch/generate", json={"items": items(100)})
         assert submitted.status_code == 202, submitted.text
@@ -108,7 +110,7 @@ def test_100_images_submitted_over_http_are_followed_by_websocket_and_fetched(
         and event["objectRef"].get("resource") == "imagebatches"
     ]  # fmt: skip
     assert watches, "the stream follows a Kubernetes watch of the batch"
-    assert gatewayworld.refused_requests(management) == []
+    assert gatewayworld.refused_requests(management, since=began) == []
 
 
 def test_the_same_batch_can_be_followed_with_server_sent_events(
@@ -156,21 +158,22 @@ def test_a_finished_batch_streams_once_and_ends_and_an_unknown_one_is_refused(
 async def test_a_batch_submitted_with_a_webhook_is_announced_signed_until_completed(
     gw: GatewayWorld,
     tenant_with_workers: tuple[str, str],
-    webhook_receiver: webhookreceiver.Receiver,
+    gateway_webhook_receiver: webhookreceiver.Receiver,
 ) -> None:
     name, key = tenant_with_workers
+    receiver = gateway_webhook_receiver
     # Subscriptions name phases; deliveries are typed batch.started, .progress, .completed.
     events = ["running", "progress", "succeeded"]
     with gw.client(key) as http:
         reply = http.post(
             "/api/v1/batches",
-            json={"items": items(20), "webhook": {"url": webhook_receiver.url, "events": events}},
+            json={"items": items(20), "webhook": {"url": receiver.url, "events": events}},
         )
     assert reply.status_code == 202, reply.text
     batch_id = reply.json()["id"]
 
     def announced(kind: str) -> list[dict[str, Any]]:
-        bodies = [json.loads(r.body) for r in webhook_receiver.ok()]
+        bodies = [json.loads(r.body) for r in receiver.ok()]
         return [b for b in bodies if b["type"] == kind and b["data"]["id"] == batch_id]
 
     # The receiver runs on this test's event loop: wait by sleeping on it, not blocking.
@@ -178,15 +181,15 @@ async def test_a_batch_submitted_with_a_webhook_is_announced_signed_until_comple
         if announced("batch.completed"):
             break
         await asyncio.sleep(1)
-    assert announced("batch.completed"), [r.body for r in webhook_receiver.received]
+    assert announced("batch.completed"), [r.body for r in receiver.received]
 
     secret = gw.key(name, which=meta.WEBHOOK_SECRET_KEY)
-    for delivery in webhook_receiver.ok():
+    for delivery in receiver.ok():
         signing.verify(
             secret=secret, headers=delivery.headers, body=delivery.body, now=int(delivery.at)
         )
     ordered = sorted(
-        (json.loads(r.body) for r in webhook_receiver.ok()), key=lambda body: body["timestamp"]
+        (json.loads(r.body) for r in receiver.ok()), key=lambda body: body["timestamp"]
     )
     kinds = [body["type"] for body in ordered if body["data"]["id"] == batch_id]
     assert kinds[0] == "batch.started"
@@ -194,7 +197,5 @@ async def test_a_batch_submitted_with_a_webhook_is_announced_signed_until_comple
     assert set(kinds) <= {"batch.started", "batch.progress", "batch.completed"}
     percents = [b["data"]["percent"] for b in ordered if b["type"] == "batch.progress"]
     assert len(percents) == len(set(percents)), "each tenth is announced once"
-    ids = [
-        {k.lower(): v for k, v in r.headers.items()}["webhook-id"] for r in webhook_receiver.ok()
-    ]
+    ids = [{k.lower(): v for k, v in r.headers.items()}["webhook-id"] for r in receiver.ok()]
     assert len(ids) == len(set(ids)), "no event was delivered twice"

@@ -29,6 +29,7 @@ from imagegen.localcluster import cluster, prometheus, redis
 from imagegen.metrics import alerts, dashboard, files
 from tests import builders
 from tests.integration import gatewayproc, operatorproc, waiting, workerproc
+from tests.integration.conftest import GATEWAY_WEBHOOK_HOST
 from tests.integration.tenantworld import World, unique_name
 from tests.integration.webhookreceiver import ThreadedReceiver
 
@@ -167,7 +168,7 @@ def run(
     )
     storage = tmp_path_factory.mktemp("prom-run")
     pools: list[workerproc.Workers] = []
-    receiving = ThreadedReceiver()
+    receiving = ThreadedReceiver(host=GATEWAY_WEBHOOK_HOST)
     receiver = receiving.__enter__()
     try:
         tenants = (new_tenant(world), new_tenant(world))

@@ -32,6 +32,7 @@ from imagegen.gateway.webhooks import (
 )
 from tests import builders
 from tests.integration import waiting
+from tests.integration.conftest import SCRATCH_DB
 from tests.integration.webhookreceiver import Answer, Receiver, free_port
 
 TENANT = "acme"
@@ -337,8 +338,10 @@ async def test_a_stopped_dispatcher_stops_reading_even_when_stopped_mid_read(
     task = dispatchers.start(consumer="stopping", options=options)
 
     async def blocked_readers() -> list[str]:
+        # This test's database only: the session's gateway blocks reading its own outbox
+        # in another database of the same server.
         clients = await dispatchers.redis.client_list()
-        return [c["cmd"] for c in clients if "b" in c["flags"]]
+        return [c["cmd"] for c in clients if "b" in c["flags"] and c["db"] == str(SCRATCH_DB)]
 
     await waiting.until_async(blocked_readers, seconds=30, what="the dispatcher blocked reading")
     await dispatchers.stop(task)  # well inside its 5 s blocking read

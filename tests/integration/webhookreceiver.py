@@ -33,9 +33,9 @@ class Received:
     status: int
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
 
@@ -43,22 +43,23 @@ def free_port() -> int:
 class Receiver:
     """Answers with `script` in order, then 200; records every request it answered."""
 
-    def __init__(self, *, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, *, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
         self.script: list[Answer] = []
         self.received: list[Received] = []
         self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/imagegen"
+        return f"http://{self.host}:{self.port}/hooks/imagegen"
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/hooks/imagegen", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -87,8 +88,8 @@ class ThreadedReceiver:
 
     START_SECONDS = 10.0
 
-    def __init__(self) -> None:
-        self.receiver = Receiver()
+    def __init__(self, *, host: str = "127.0.0.1") -> None:
+        self.receiver = Receiver(host=host)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="webhook-receiver", daemon=True

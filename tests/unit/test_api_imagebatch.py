@@ -252,3 +252,19 @@ def test_status_item_results_need_an_id_and_a_state() -> None:
     with pytest.raises(pydantic.ValidationError) as caught:
         builders.make_batch().status(items=[{"uri": "s3://x"}]).model()
     assert set(builders.field_errors(caught.value)) == {"status.items.0.id", "status.items.0.state"}
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029", "\x00", "\x1e"])
+def test_a_prompt_may_not_hold_a_control_character_or_unicode_line_separator(
+    separator: str,
+) -> None:
+    # Clients that split watch streams as str.splitlines does would cut such a batch's
+    # event in two, and break every watch of ImageBatches while it exists.
+    with pytest.raises(pydantic.ValidationError, match=r"items\.1\.prompt"):
+        builders.make_batch().item("img-0", prompt=f"a lighthouse{separator}at dawn").model()
+
+
+def test_a_prompt_keeps_tabs_line_breaks_and_any_script() -> None:
+    prompt = "a lighthouse\nat dawn,\tin oils — 灯台, phare"
+    batch = builders.make_batch().item("img-0", prompt=prompt).model()
+    assert batch.spec.items[-1].prompt == prompt

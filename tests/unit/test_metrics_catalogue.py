@@ -43,6 +43,10 @@ def series(registry: CollectorRegistry) -> list[tuple[str, dict[str, str]]]:
 
 @pytest.fixture
 def clean_gateway() -> Iterator[None]:
+    # Cleared before too: an in-process webhook service of an earlier test (in the same
+    # pytest run) leaves its tenants' series behind.
+    for metric in ours(gateway):
+        metric.clear()
     yield
     for metric in ours(gateway):
         metric.clear()

@@ -24,7 +24,11 @@ ITEM_ID_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 Priority = Literal["high", "normal", "low"]
 Format = Literal["png", "jpeg", "webp"]
 Size = Annotated[str, pydantic.Field(max_length=9, pattern=SIZE_PATTERN)]
-Prompt = Annotated[str, pydantic.Field(max_length=2000)]
+# No control characters but tab and line ends, and no Unicode line or paragraph separators:
+# they mean nothing in a prompt, and clients that split watch streams the way Python's
+# str.splitlines does (lightkube) would cut the event of such a batch in two.
+PROMPT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\x{2028}\x{2029}]*$"
+Prompt = Annotated[str, pydantic.Field(max_length=2000, pattern=PROMPT_PATTERN)]
 ItemId = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=ITEM_ID_PATTERN)]
 Seed = Annotated[int, pydantic.Field(ge=0, le=4_294_967_295)]
 WebhookUrl = Annotated[str, pydantic.Field(max_length=2048, pattern=r"^https?://[^\s]+$")]

@@ -95,7 +95,8 @@ class BatchStore:
                     found = _as_dict(obj)
                     version = found["metadata"].get("resourceVersion", version)
                     yield event, found
-            except (lightkube.ApiError, httpx2.HTTPError) as error:
+            # ValueError: a stream cut mid-event leaves a line lightkube cannot decode.
+            except (lightkube.ApiError, httpx2.HTTPError, ValueError) as error:
                 logger.warning("watch of batch %s/%s failed, retrying: %s", namespace, name, error)
                 await asyncio.sleep(_RETRY_SECONDS)
             try:

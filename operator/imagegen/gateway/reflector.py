@@ -78,7 +78,13 @@ class Reflector:
                 backoff = _FIRST_BACKOFF_SECONDS
             except TimeoutError:
                 backoff = _FIRST_BACKOFF_SECONDS
-            except (lightkube.ApiError, httpx2.HTTPError, kube_errors.LoadResourceError) as error:
+            # ValueError: a stream cut mid-event leaves a line lightkube cannot decode.
+            except (
+                lightkube.ApiError,
+                httpx2.HTTPError,
+                kube_errors.LoadResourceError,
+                ValueError,
+            ) as error:
                 logger.warning("%s watch failed, relisting in %.1fs: %s", self.what, backoff, error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)

@@ -37,6 +37,9 @@ _RESTARTED_BY: tuple[type[Exception], ...] = (
     httpx2.HTTPError,
     redis_errors.RedisError,
     OSError,
+    # A watch stream cut mid-event ends in a line lightkube cannot decode (msgspec's
+    # DecodeError, a ValueError): the next watch starts afresh.
+    ValueError,
 )
 
 
