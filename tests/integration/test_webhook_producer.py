@@ -22,12 +22,21 @@ from lightkube.types import PatchType
 from imagegen import resources
 from imagegen.gateway.webhooks import keys, producer
 from tests import builders
-from tests.integration import waiting
+from tests.integration import operatorproc, waiting
 
 pytestmark = pytest.mark.usefixtures("crds_installed")
 
 URL = "https://hooks.example.com/imagegen"
 EVERY_EVENT = ("queued", "running", "progress", "succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def operator_paused(running_operator: operatorproc.OperatorProcess) -> Iterator[None]:
+    """These tests write batch status by hand: the session's operator, which would reject
+    their Tenant-less batches and write a status of its own, is stopped meanwhile."""
+    running_operator.stop()
+    yield
+    running_operator.start()
 
 
 @pytest.fixture
