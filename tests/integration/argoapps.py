@@ -51,12 +51,22 @@ def state(kube: lightkube.Client, name: str) -> State:
     return (status.get("sync") or {}).get("status"), (status.get("health") or {}).get("status")
 
 
-def resource_health(kube: lightkube.Client, name: str, *, kind: str, resource: str) -> str | None:
-    """The health Argo CD gives one resource of the app (from our Lua), None if unlisted."""
-    for entry in (get(kube, name).get("status") or {}).get("resources") or ():
-        if entry.get("kind") == kind and entry.get("name") == resource:
-            return (entry.get("health") or {}).get("status")
-    return None
+def health_message(kube: lightkube.Client, name: str) -> str:
+    """What Argo CD says of the app's health; when it is not Healthy, the resources that
+    make it so ("Caused by imagegen.semantest.io/ImageBatch:NAMESPACE/NAME"). Argo CD 3
+    keeps each resource's own health out of the Application by default."""
+    message: str = ((get(kube, name).get("status") or {}).get("health") or {}).get("message", "")
+    return message
+
+
+def synced(kube: lightkube.Client, name: str, *, kind: str, resource: str) -> bool:
+    """Whether the app lists the resource as Synced with git."""
+    return any(
+        entry.get("kind") == kind
+        and entry.get("name") == resource
+        and entry.get("status") == "Synced"
+        for entry in (get(kube, name).get("status") or {}).get("resources") or ()
+    )
 
 
 def resync(kube: lightkube.Client, name: str, *, initiated_by: str) -> None:

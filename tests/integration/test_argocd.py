@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightkube
@@ -193,23 +193,36 @@ def workers_of(tenant: str, *, redis_urls: dict[str, str], storage: pathlib.Path
 
 
 def wait_app(kube: lightkube.Client, name: str, wanted: argoapps.State, timeout: float) -> None:
-    waiting.until(
-        lambda: argoapps.state(kube, name) == wanted,
-        timeout=timeout,
-        interval=1,
-        what=f"app {name} {wanted} (now {argoapps.state(kube, name)})",
-    )
+    until(kube, name, lambda: argoapps.state(kube, name) == wanted, timeout, f"{wanted}")
 
 
-def wait_batch_health(kube: lightkube.Client, app_name: str, batch: str, wanted: str) -> None:
-    waiting.until(
-        lambda: (
-            argoapps.resource_health(kube, app_name, kind="ImageBatch", resource=batch) == wanted
-        ),
-        timeout=180,
-        interval=1,
-        what=f"ImageBatch {batch} {wanted} in app {app_name}",
-    )
+def until(
+    kube: lightkube.Client, name: str, probe: Callable[[], bool], timeout: float, what: str
+) -> None:
+    """waiting.until, failing with what Argo CD says of the app at the end."""
+    try:
+        waiting.until(probe, timeout=timeout, interval=1, what=f"app {name}: {what}")
+    except AssertionError as error:
+        now = (argoapps.state(kube, name), argoapps.health_message(kube, name))
+        raise AssertionError(f"{error}; the app is {now}") from None
+
+
+def wait_batch(
+    kube: lightkube.Client, tenant: str, batch: str, health: str, *, cause: bool
+) -> None:
+    """Wait until the tenant's app (named after it) has synced the batch and has `health`,
+    caused by the batch when `cause`: Argo CD names the resources that make an app less
+    than Healthy."""
+
+    def reached() -> bool:
+        if argoapps.state(kube, tenant) != ("Synced", health):
+            return False
+        if not argoapps.synced(kube, tenant, kind="ImageBatch", resource=batch):
+            return False
+        message = argoapps.health_message(kube, tenant)
+        return not cause or message.endswith(f"ImageBatch:tenant-{tenant}/{batch}")
+
+    until(kube, tenant, reached, 180, f"{batch} synced, app {health}")
 
 
 def synced_tenant(
@@ -237,16 +250,13 @@ def test_imagebatches_in_git_turn_healthy_when_they_succeed_and_degraded_when_th
     name = synced_tenant(argocd, kube, local_stack.management.server, region)
     argocd.commit({f"{name}/good.yaml": batch_file("good", tenant=name, size="64x64")}, "good")
     # No worker runs yet, so the batch waits in its queue: Argo CD says Progressing.
-    wait_batch_health(kube, name, "good", "Progressing")
-    wait_app(kube, name, ("Synced", "Progressing"), timeout=60)
+    wait_batch(kube, name, "good", "Progressing", cause=True)
 
     with workers_of(name, redis_urls={region: region_redis[region].url}, storage=tmp_path / "out"):
-        wait_batch_health(kube, name, "good", "Healthy")
-        wait_app(kube, name, ("Synced", "Healthy"), timeout=120)
+        wait_batch(kube, name, "good", "Healthy", cause=False)
 
         argocd.commit({f"{name}/bad.yaml": batch_file("bad", tenant=name, size="9000x9000")}, "bad")
-        wait_batch_health(kube, name, "bad", "Degraded")
-        wait_app(kube, name, ("Synced", "Degraded"), timeout=120)
+        wait_batch(kube, name, "bad", "Degraded", cause=True)
     bad = kube.get(resources.ImageBatch, "bad", namespace=f"tenant-{name}").to_dict()
     assert bad["status"]["phase"] == "Failed"
     assert len(list((tmp_path / "out").rglob("*.png"))) == 3
@@ -265,8 +275,7 @@ def test_syncing_the_same_state_again_writes_nothing_to_any_region(
     urls = {region: server.url for region, server in region_redis.items()}
     with workers_of(name, redis_urls=urls, storage=tmp_path / "out"):
         argocd.commit({f"{name}/done.yaml": batch_file("done", tenant=name, size="64x64")}, "b")
-        wait_batch_health(kube, name, "done", "Healthy")
-        wait_app(kube, name, ("Synced", "Healthy"), timeout=120)
+        wait_batch(kube, name, "done", "Healthy", cause=False)
 
     def versions() -> tuple[str, str]:
         tenant = kube.get(resources.Tenant, name)
