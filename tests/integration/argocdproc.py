@@ -14,7 +14,6 @@ import subprocess
 from typing import Any
 
 import lightkube
-import yaml
 from lightkube import codecs
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -29,7 +28,6 @@ Application = create_namespaced_resource(
 AppProject = create_namespaced_resource(
     group="argoproj.io", version="v1alpha1", kind="AppProject", plural="appprojects"
 )
-REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def module_dir(source_dir: pathlib.Path) -> pathlib.Path:
@@ -119,16 +117,20 @@ class ArgoCD:
 
 
 def install_argocd(
-    *, client: lightkube.Client, target: cluster.LocalCluster, module: pathlib.Path
+    *,
+    client: lightkube.Client,
+    target: cluster.LocalCluster,
+    module: pathlib.Path,
+    health: dict[str, str],
 ) -> None:
-    """Argo CD's CRDs, namespace, settings, default project and the target cluster."""
+    """Argo CD's CRDs, namespace, settings (with `health`, our kinds' health checks, in
+    argocd-cm), default project and the target cluster."""
     install.apply_files(client=client, paths=(module / "manifests" / "crds").glob("*-crd.yaml"))
     install.wait_crds_established(
         client=client,
         names=["applications.argoproj.io", "appprojects.argoproj.io"],
         timeout_seconds=60,
     )
-    health = yaml.safe_load((REPO / "gitops" / "argocd-cm-health.yaml").read_text())["data"]
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         _config_map("argocd-cm", {"timeout.reconciliation": "10s", **health}),

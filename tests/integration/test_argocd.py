@@ -4,19 +4,29 @@ into every region."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightkube
 import pytest
 import yaml
-from lightkube import codecs
 from lightkube.types import PatchType
 
 from imagegen import resources
-from imagegen.localcluster import build, stack
-from tests.integration import argocdproc, operatorproc, waiting
+from imagegen.localcluster import build, redis, stack
+from tests import builders
+from tests.integration import (
+    argoapps,
+    argocdproc,
+    helmtool,
+    operatorproc,
+    tenantworld,
+    waiting,
+    workerproc,
+)
 from tests.integration.tenantworld import World, new_tenant, unique_name
 
 APP = "tenants"
@@ -33,7 +43,14 @@ def argocd(
     """Argo CD running against the management cluster, with a git repository to sync."""
     workdir = tmp_path_factory.mktemp("argocd")
     module = argocdproc.module_dir(build.default_source_dir() / "argocd")
-    argocdproc.install_argocd(client=kube, target=local_stack.management, module=module)
+    # Our kinds' health checks in argocd-cm as the chart renders them (argocd.healthChecks).
+    helm = helmtool.Helm(binary=binaries["helm"], home=tmp_path_factory.mktemp("argocd-helm"))
+    (health,) = helm.template(
+        "--set", "argocd.healthChecks=true", "--show-only", "templates/argocd-health.yaml"
+    )  # fmt: skip
+    argocdproc.install_argocd(
+        client=kube, target=local_stack.management, module=module, health=health["data"]
+    )
     repo = argocdproc.serve_repo(workdir)
     try:
         running = argocdproc.start(
@@ -52,16 +69,8 @@ def argocd(
         repo.daemon.stop()
 
 
-def app(kube: lightkube.Client) -> dict[str, Any]:
-    found: dict[str, Any] = kube.get(
-        argocdproc.Application, APP, namespace=argocdproc.NAMESPACE
-    ).to_dict()
-    return found
-
-
-def app_state(kube: lightkube.Client) -> tuple[str | None, str | None]:
-    status = app(kube).get("status") or {}
-    return (status.get("sync") or {}).get("status"), (status.get("health") or {}).get("status")
+def app_state(kube: lightkube.Client) -> argoapps.State:
+    return argoapps.state(kube, APP)
 
 
 def test_a_tenant_in_git_is_synced_and_turns_healthy_when_its_pools_are_ready(
@@ -80,26 +89,14 @@ def test_a_tenant_in_git_is_synced_and_turns_healthy_when_its_pools_are_ready(
         {"tenants/README.md": "Tenants.\n", f"tenants/{name}.yaml": yaml.safe_dump(tenant)},
         f"add tenant {name}",
     )
-    kube.create(
-        codecs.from_dict(
-            {
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "Application",
-                "metadata": {"name": APP, "namespace": argocdproc.NAMESPACE},
-                "spec": {
-                    "project": "default",
-                    "source": {"repoURL": argocd.url, "targetRevision": "main", "path": "tenants"},
-                    "destination": {"server": local_stack.management.server},
-                    # allowEmpty: pruning the last Tenant leaves the app empty, which
-                    # Argo CD otherwise refuses to sync ("would wipe out all resources").
-                    "syncPolicy": {
-                        "automated": {"prune": True, "selfHeal": True, "allowEmpty": True}
-                    },
-                },
-            }
-        )
+    argoapps.create(
+        kube=kube,
+        name=APP,
+        repo_url=argocd.url,
+        path="tenants",
+        server=local_stack.management.server,
     )
-    seen: list[tuple[str | None, str | None]] = []
+    seen: list[argoapps.State] = []
 
     def healthy() -> bool:
         state = app_state(kube)
@@ -161,3 +158,179 @@ def test_a_tenant_in_git_is_synced_and_turns_healthy_when_its_pools_are_ready(
         interval=1,
         what="the app settled after the prune",
     )
+
+
+def in_git(obj: dict[str, Any], *, wave: str) -> str:
+    """The file git holds for obj: Tenants sync in wave 1, ImageBatches in wave 2."""
+    obj["metadata"].setdefault("annotations", {})["argocd.argoproj.io/sync-wave"] = wave
+    return yaml.safe_dump(obj)
+
+
+def batch_file(name: str, *, tenant: str, size: str) -> str:
+    """A three-item batch of `tenant`; a size the local provider refuses fails every item."""
+    batch = builders.make_batch(name, tenant=tenant).namespace(f"tenant-{tenant}")
+    return in_git(batch.items(3, size=size).obj(), wave="2")
+
+
+@contextlib.contextmanager
+def workers_of(tenant: str, *, redis_urls: dict[str, str], storage: pathlib.Path) -> Iterator[None]:
+    """One worker of the tenant's dedicated pool per region, as its Deployments run them
+    (the control planes here have no kubelet); all stopped on the way out."""
+    pools = [
+        workerproc.Workers(
+            redis_url=url, storage=storage, logs=storage.parent / "logs", tenant=tenant,
+            region=region,
+        )
+        for region, url in redis_urls.items()
+    ]  # fmt: skip
+    try:
+        for pool in pools:
+            asyncio.run(pool.start("--concurrency", "2", "--simulated-cost-seconds", "0.05"))
+        yield
+    finally:
+        for pool in pools:
+            pool.stop_all()
+
+
+def wait_app(kube: lightkube.Client, name: str, wanted: argoapps.State, timeout: float) -> None:
+    until(kube, name, lambda: argoapps.state(kube, name) == wanted, timeout, f"{wanted}")
+
+
+def until(
+    kube: lightkube.Client, name: str, probe: Callable[[], bool], timeout: float, what: str
+) -> None:
+    """waiting.until, failing with what Argo CD says of the app at the end."""
+    try:
+        waiting.until(probe, timeout=timeout, interval=1, what=f"app {name}: {what}")
+    except AssertionError as error:
+        now = (argoapps.state(kube, name), argoapps.health_message(kube, name))
+        raise AssertionError(f"{error}; the app is {now}") from None
+
+
+def wait_batch(
+    kube: lightkube.Client, tenant: str, batch: str, health: str, *, cause: bool
+) -> None:
+    """Wait until the tenant's app (named after it) has synced the batch and has `health`,
+    caused by the batch when `cause`: Argo CD names the resources that make an app less
+    than Healthy."""
+
+    def reached() -> bool:
+        if argoapps.state(kube, tenant) != ("Synced", health):
+            return False
+        if not argoapps.synced(kube, tenant, kind="ImageBatch", resource=batch):
+            return False
+        message = argoapps.health_message(kube, tenant)
+        return not cause or message.endswith(f"ImageBatch:tenant-{tenant}/{batch}")
+
+    until(kube, tenant, reached, 180, f"{batch} synced, app {health}")
+
+
+def synced_tenant(
+    argocd: argocdproc.GitRepo, kube: lightkube.Client, server: str, *regions: str
+) -> str:
+    """A Tenant committed to a folder of its own and synced by an Application of the
+    same name, Healthy (its pools ready in every region); returns that name."""
+    name = unique_name("gitops")
+    tenant = in_git(new_tenant(name, *regions).obj(), wave="1")
+    argocd.commit({f"{name}/tenant.yaml": tenant}, f"add tenant {name}")
+    argoapps.create(kube=kube, name=name, repo_url=argocd.url, path=name, server=server)
+    wait_app(kube, name, ("Synced", "Healthy"), timeout=240)
+    return name
+
+
+def test_imagebatches_in_git_turn_healthy_when_they_succeed_and_degraded_when_they_fail(
+    argocd: argocdproc.GitRepo,
+    kube: lightkube.Client,
+    local_stack: stack.LocalStack,
+    region_redis: dict[str, redis.LocalRedis],
+    running_operator: operatorproc.OperatorProcess,
+    tmp_path: pathlib.Path,
+) -> None:
+    region = "us-east"
+    name = synced_tenant(argocd, kube, local_stack.management.server, region)
+    argocd.commit({f"{name}/good.yaml": batch_file("good", tenant=name, size="64x64")}, "good")
+    # No worker runs yet, so the batch waits in its queue: Argo CD says Progressing.
+    wait_batch(kube, name, "good", "Progressing", cause=True)
+
+    with workers_of(name, redis_urls={region: region_redis[region].url}, storage=tmp_path / "out"):
+        wait_batch(kube, name, "good", "Healthy", cause=False)
+
+        argocd.commit({f"{name}/bad.yaml": batch_file("bad", tenant=name, size="9000x9000")}, "bad")
+        wait_batch(kube, name, "bad", "Degraded", cause=True)
+    bad = kube.get(resources.ImageBatch, "bad", namespace=f"tenant-{name}").to_dict()
+    assert bad["status"]["phase"] == "Failed"
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 3
+    kube.delete(argocdproc.Application, name, namespace=argocdproc.NAMESPACE)
+
+
+def test_syncing_the_same_state_again_writes_nothing_to_any_region(
+    argocd: argocdproc.GitRepo,
+    kube: lightkube.Client,
+    local_stack: stack.LocalStack,
+    region_redis: dict[str, redis.LocalRedis],
+    running_operator: operatorproc.OperatorProcess,
+    tmp_path: pathlib.Path,
+) -> None:
+    name = synced_tenant(argocd, kube, local_stack.management.server)
+    urls = {region: server.url for region, server in region_redis.items()}
+    with workers_of(name, redis_urls=urls, storage=tmp_path / "out"):
+        argocd.commit({f"{name}/done.yaml": batch_file("done", tenant=name, size="64x64")}, "b")
+        wait_batch(kube, name, "done", "Healthy", cause=False)
+
+    def written_by_git() -> tuple[Any, ...]:
+        # The Tenant's status follows its HPAs (conditions copied), so its resourceVersion
+        # may move on its own; what a sync could write is its generation and metadata.
+        # The finished batch does not change at all.
+        tenant = kube.get(resources.Tenant, name).to_dict()["metadata"]
+        batch = kube.get(resources.ImageBatch, "done", namespace=f"tenant-{name}")
+        return (
+            tenant["generation"],
+            tenant.get("annotations"),
+            tenant.get("labels"),
+            batch.to_dict()["metadata"]["resourceVersion"],
+        )
+
+    as_synced = written_by_git()
+    regions = local_stack.regions
+
+    def requests_to(region: str) -> list[dict[str, Any]]:
+        return tenantworld.operator_requests(regions[region])
+
+    before = {region: len(requests_to(region)) for region in regions}
+    argoapps.resync(kube, name, initiated_by="resync-test")
+    phase = waiting.until(
+        lambda: argoapps.operation_finished(kube, name, initiated_by="resync-test"),
+        timeout=120,
+        interval=1,
+        what="the re-sync to finish",
+    )
+    assert phase == "Succeeded"
+    synced = {region: len(requests_to(region)) for region in regions}
+
+    def looked_again() -> bool:
+        # The operator checked every region twice since the re-sync ended (each drift
+        # check LISTs the pools' HPAs, among others): a write the re-sync led it to
+        # would have been made by then.
+        hpa_lists = [
+            sum(
+                1
+                for e in requests_to(region)[synced[region] :]
+                if e["verb"] == "list"
+                and e["objectRef"].get("resource") == "horizontalpodautoscalers"
+            )
+            for region in regions
+        ]
+        return min(hpa_lists) >= 2
+
+    waiting.until(looked_again, timeout=60, interval=1, what="drift checks after the re-sync")
+    for region in regions:
+        writes = [
+            f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name')}"
+            for e in requests_to(region)[before[region] :]
+            if e["verb"] in tenantworld.WRITE_VERBS
+        ]
+        assert writes == [], region
+    # Nor did the re-sync change what git sets in the management cluster.
+    assert written_by_git() == as_synced
+    assert argoapps.state(kube, name) == ("Synced", "Healthy")
+    kube.delete(argocdproc.Application, name, namespace=argocdproc.NAMESPACE)

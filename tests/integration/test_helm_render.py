@@ -64,8 +64,13 @@ def test_the_rbac_the_tests_run_the_operator_under_is_the_charts(helm: helmtool.
 
 @pytest.mark.parametrize(
     "values",
-    [[], ["-f", str(THREE_REGIONS)], ["--set", "mode=region"]],
-    ids=["defaults", "three-regions", "region-mode"],
+    [
+        [],
+        ["-f", str(THREE_REGIONS)],
+        ["--set", "mode=region"],
+        ["--set", "argocd.healthChecks=true"],
+    ],
+    ids=["defaults", "three-regions", "region-mode", "argocd-health-checks"],
 )
 def test_helm_lint_is_clean(helm: helmtool.Helm, values: list[str]) -> None:
     out = helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, *values)
@@ -87,6 +92,8 @@ def test_helm_lint_is_clean(helm: helmtool.Helm, values: list[str]) -> None:
         (["--set", "regions[0].redis.url=http://redis:6379"], "/regions/0/redis/url"),
         (["--set", "operator.replicas=2"], "replicas"),
         (["--set", "config.driftCheckSeconds=0"], "/config/driftCheckSeconds"),
+        (["--set-string", "argocd.healthChecks=yes"], "/argocd/healthChecks"),
+        (["--set", "argocd.namespace=Argo_CD"], "/argocd/namespace"),
     ],
     ids=[
         "unknown-tier",
@@ -98,6 +105,8 @@ def test_helm_lint_is_clean(helm: helmtool.Helm, values: list[str]) -> None:
         "redis-url-not-redis",
         "operator-is-one-replica",
         "drift-check-zero",
+        "argocd-health-checks-not-a-boolean",
+        "argocd-namespace-not-a-dns-label",
     ],
 )
 def test_the_schema_refuses_bad_values_naming_the_field(
@@ -277,3 +286,33 @@ def test_tenants_in_values_become_tenant_objects(helm: helmtool.Helm) -> None:
     assert tenant["spec"]["tier"] == "priority"
     assert tenant["spec"]["regions"] == ["us-east", "eu-west", "asia-pacific"]
     assert tenant["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "1"}
+
+
+def test_argocd_health_checks_are_rendered_from_the_lua_files_only_when_asked(
+    helm: helmtool.Helm,
+) -> None:
+    assert not [o for o in helm.template() if o["metadata"]["name"] == "argocd-cm"]
+    on = ["--set", "argocd.healthChecks=true"]
+    assert not [
+        o
+        for o in helm.template("--set", "mode=region", *on)
+        if o["metadata"]["name"] == "argocd-cm"
+    ]
+    config_map = find(
+        helm.template(*on, "--set", "argocd.namespace=gitops"), "ConfigMap", "argocd-cm"
+    )
+    assert config_map["metadata"]["namespace"] == "gitops"
+    assert config_map["metadata"]["labels"] == {"app.kubernetes.io/part-of": "argocd"}
+    assert config_map["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    lua = helmtool.REPO / "gitops" / "health"
+    assert config_map["data"] == {
+        "resource.customizations.health.imagegen.semantest.io_Tenant": (
+            lua / "tenant.lua"
+        ).read_text(),
+        "resource.customizations.health.imagegen.semantest.io_ImageBatch": (
+            lua / "imagebatch.lua"
+        ).read_text(),
+    }
+    # The same keys as the file to paste into argocd-cm by hand.
+    pasted = yaml.safe_load((helmtool.REPO / "gitops" / "argocd-cm-health.yaml").read_text())
+    assert config_map["data"] == pasted["data"]

@@ -3,7 +3,7 @@ the CRDs and the apiserver would refuse, with the same bounds, before anything i
 
 The parts that the operator reads (`regions`, `config`) come from the OperatorConfig model
 and the `tenants` from the Tenant CRD schema; only the chart's own knobs (images, the
-gateway, the bundled Redis, NetworkPolicies, monitoring) are written here.
+gateway, the bundled Redis, NetworkPolicies, monitoring, Argo CD) are written here.
 """
 
 import copy
@@ -170,6 +170,21 @@ def _chart_properties() -> dict[str, Any]:
                     }
                 ),
             }
+        ),
+        "argocd": _obj(
+            {
+                "healthChecks": {
+                    "type": "boolean",
+                    "description": "Render argocd-cm's health checks for Tenant and"
+                    " ImageBatch (resource.customizations.health.*, gitops/health/*.lua).",
+                },
+                "namespace": _string(
+                    "The namespace of Argo CD's argocd-cm.",
+                    pattern=meta.DNS_LABEL_PATTERN,
+                    maxLength=63,
+                ),
+            },
+            required=["healthChecks", "namespace"],
         ),
     }
 
