@@ -260,7 +260,7 @@ def test_imagebatches_in_git_turn_healthy_when_they_succeed_and_degraded_when_th
     bad = kube.get(resources.ImageBatch, "bad", namespace=f"tenant-{name}").to_dict()
     assert bad["status"]["phase"] == "Failed"
     assert len(list((tmp_path / "out").rglob("*.png"))) == 3
-    kube.delete(argocdproc.Application, name, namespace=argocdproc.NAMESPACE)
+    forget(kube, name)
 
 
 def test_syncing_the_same_state_again_writes_nothing_to_any_region(
@@ -333,4 +333,22 @@ def test_syncing_the_same_state_again_writes_nothing_to_any_region(
     # Nor did the re-sync change what git sets in the management cluster.
     assert written_by_git() == as_synced
     assert argoapps.state(kube, name) == ("Synced", "Healthy")
+    forget(kube, name)
+
+
+def forget(kube: lightkube.Client, name: str) -> None:
+    """Delete the Application (it does not prune) and its Tenant, and wait until the
+    operator has cleaned the regions: later tests of the session start from a quiet
+    operator."""
     kube.delete(argocdproc.Application, name, namespace=argocdproc.NAMESPACE)
+    with contextlib.suppress(lightkube.ApiError):  # already gone is as good
+        kube.delete(resources.Tenant, name)
+
+    def gone() -> bool:
+        try:
+            kube.get(resources.Tenant, name)
+        except lightkube.ApiError as error:
+            return error.status.code == 404
+        return False
+
+    waiting.until(gone, timeout=120, interval=1, what=f"Tenant {name} deleted")
