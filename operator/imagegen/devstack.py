@@ -104,7 +104,7 @@ def run_demo(
         print(f"submitted {', '.join(submitted)}; every {_VIEW_EVERY_SECONDS:.0f}s: images done,"
               " and per region the CPU its HPA reads, replicas (now->wanted) [bounds]")  # fmt: skip
         _print_chart_hint(running)
-        tenant_obj = _as_dict(client.get(resources.Tenant, manifest["spec"]["tenant"]))
+        tenant_obj = resources.as_dict(client.get(resources.Tenant, manifest["spec"]["tenant"]))
         view = _pool_view(regional=regional, tenant_obj=tenant_obj)
         status = _follow(client=client, name=name, namespace=namespace, view=view)
         print(f"final: {view()}")
@@ -309,7 +309,7 @@ def _wait_tenants_observed(
     """Wait until the operator has written a status for every Tenant; return them."""
     deadline = time.monotonic() + timeout_seconds
     while True:
-        tenants = [_as_dict(t) for t in client.list(resources.Tenant)]
+        tenants = [resources.as_dict(t) for t in client.list(resources.Tenant)]
         done = all((t.get("status") or {}).get("observedGeneration") for t in tenants)
         if done or time.monotonic() > deadline:
             if not done:
@@ -328,7 +328,7 @@ def _follow(
     status: dict[str, Any] = {}
     while status.get("phase") not in _TERMINAL:
         time.sleep(0.5)
-        obj = _as_dict(client.get(resources.ImageBatch, name, namespace=namespace))
+        obj = resources.as_dict(client.get(resources.ImageBatch, name, namespace=namespace))
         status = obj.get("status") or {}
         elapsed = time.monotonic() - began
         if elapsed - shown_at < _VIEW_EVERY_SECONDS and status.get("phase") not in _TERMINAL:
@@ -411,11 +411,6 @@ def _print_access(running: Running) -> None:
         print(f"region {name}: kubectl --kubeconfig {regional.kubeconfig} get deploy,hpa -A")
         print(f"  redis: {running.redis_urls[name]}")
     print(f"logs: {running.workdir}/*/logs, operator: {running.workdir}/operator.log")
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    plain: dict[str, Any] = obj.to_dict()
-    return plain
 
 
 def _kubectl() -> str | None:

@@ -4,7 +4,7 @@ process uses, so timeouts and the field manager are decided in one place."""
 from __future__ import annotations
 
 import pathlib
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpx2
 import lightkube
@@ -18,6 +18,12 @@ Tenant = generic_resource.create_global_resource(
 ImageBatch = generic_resource.create_namespaced_resource(
     group=meta.GROUP, version=meta.VERSION, kind="ImageBatch", plural="imagebatches"
 )
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A lightkube object as the plain dict the apiserver sent."""
+    plain: dict[str, Any] = obj.to_dict()
+    return plain
 
 
 class _ClientSettings(TypedDict):

@@ -30,10 +30,11 @@ from imagegen.gateway.webhooks import (
     signing,
     ssrf,
 )
+from imagegen.localcluster.process import free_port
 from tests import builders
 from tests.integration import waiting
 from tests.integration.conftest import SCRATCH_DB
-from tests.integration.webhookreceiver import Answer, Receiver, free_port
+from tests.integration.webhookreceiver import Answer, Receiver
 
 TENANT = "acme"
 SECRET = signing.new_secret()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import threading
 import time
 from types import TracebackType
 
 from aiohttp import web
+
+from imagegen.localcluster import process
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -33,19 +34,12 @@ class Received:
     status: int
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Receiver:
     """Answers with `script` in order, then 200; records every request it answered."""
 
     def __init__(self, *, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or process.free_port(host)
         self.script: list[Answer] = []
         self.received: list[Received] = []
         self._runner: web.AppRunner | None = None

@@ -32,7 +32,6 @@ from imagegen.controller import (
     conditions,
     dispatch,
     observe,
-    pools,
 )
 from imagegen.queue import core
 
@@ -351,7 +350,7 @@ async def _active_batches(*, context: Context, batch: imagebatch.ImageBatch) -> 
     async for other in context.management.list(
         resources.ImageBatch, namespace=batch.metadata.namespace
     ):
-        obj = pools.as_dict(other)
+        obj = resources.as_dict(other)
         if (
             obj["metadata"].get("uid") == batch.metadata.uid
             or obj["spec"].get("tenant") != batch.spec.tenant
@@ -368,7 +367,7 @@ async def _tenant(*, context: Context, name: str) -> tenant.Tenant | None:
         if error.status.code == 404:
             return None
         raise
-    return tenant.Tenant.model_validate(pools.as_dict(found))
+    return tenant.Tenant.model_validate(resources.as_dict(found))
 
 
 async def _write(

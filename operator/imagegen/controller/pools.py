@@ -12,7 +12,7 @@ from lightkube import codecs
 from lightkube.core import resource_registry
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1, policy_v1
 
-from imagegen import regions
+from imagegen import regions, resources
 from imagegen.controller import drift, livecache
 
 # Kinds a Tenant owns in a region, in deletion order: the autoscaler before what it
@@ -51,7 +51,7 @@ async def apply(
         if live is None or not drift.contains(live=live, desired=manifest):
             async with region.call() as client:
                 applied = await client.apply(codecs.from_dict(dict(manifest)), force=True)
-            live = as_dict(applied)
+            live = resources.as_dict(applied)
             cache.put(resource=resource, namespace=namespace, obj=live)
             result.writes += 1
         result.live[manifest["kind"]] = live
@@ -84,12 +84,6 @@ async def delete_owned(
             cache.forget(resource=resource, namespace=namespace, name=name)
             deleted += 1
     return deleted
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    """A lightkube object as the plain dict the apiserver sent."""
-    plain: dict[str, Any] = obj.to_dict()
-    return plain
 
 
 def _resource_class(manifest: Mapping[str, Any]) -> type[Any]:

@@ -62,7 +62,7 @@ async def sweep_once(
         client=management, namespace=config.operator_namespace
     )
     tenants = [
-        tenant.Tenant.model_validate(pools.as_dict(obj))
+        tenant.Tenant.model_validate(resources.as_dict(obj))
         async for obj in management.list(resources.Tenant)
     ]
     live_uids = {t.metadata.uid for t in tenants if t.metadata.uid}

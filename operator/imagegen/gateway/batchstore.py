@@ -30,7 +30,7 @@ class BatchStore:
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create the CR; the apiserver's answer, with uid and creationTimestamp."""
         created = await self._client.create(codecs.from_dict(obj))
-        return _as_dict(created)
+        return resources.as_dict(created)
 
     async def get(self, *, namespace: str, name: str, tenant: str) -> dict[str, Any] | None:
         """The batch, or None when it does not exist or is not this tenant's."""
@@ -40,7 +40,7 @@ class BatchStore:
             if error.status.code == 404:
                 return None
             raise
-        obj = _as_dict(found)
+        obj = resources.as_dict(found)
         return obj if _owned_by(obj, tenant) else None
 
     async def page(
@@ -54,7 +54,7 @@ class BatchStore:
         page: list[dict[str, Any]] = []
         listing = self._client.list(resources.ImageBatch, namespace=namespace, chunk_size=limit + 1)
         async for found in listing:
-            obj = _as_dict(found)
+            obj = resources.as_dict(found)
             name = obj["metadata"]["name"]
             if (after is not None and name <= after) or not _owned_by(obj, tenant):
                 continue
@@ -72,7 +72,7 @@ class BatchStore:
             namespace=namespace,
             patch_type=PatchType.MERGE,
         )
-        return _as_dict(patched)
+        return resources.as_dict(patched)
 
     async def follow(
         self, *, namespace: str, name: str, since: str | None
@@ -92,7 +92,7 @@ class BatchStore:
                     server_timeout=self._watch_seconds,
                     on_error=reflector.stop_on_gone,
                 ):
-                    found = _as_dict(obj)
+                    found = resources.as_dict(obj)
                     version = found["metadata"].get("resourceVersion", version)
                     yield event, found
             # ValueError: a stream cut mid-event leaves a line lightkube cannot decode.
@@ -105,7 +105,7 @@ class BatchStore:
                 if error.status.code == 404:
                     return
                 raise
-            found = _as_dict(current)
+            found = resources.as_dict(current)
             version = found["metadata"].get("resourceVersion")
             yield "MODIFIED", found
 
@@ -114,8 +114,3 @@ def _owned_by(obj: dict[str, Any], tenant: str) -> bool:
     # The namespace is the tenant's, but a batch naming another tenant (made with kubectl,
     # and Rejected by the operator) is still not this tenant's to see.
     return bool(obj.get("spec", {}).get("tenant") == tenant)
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    converted: dict[str, Any] = obj.to_dict()
-    return converted
