@@ -30,7 +30,16 @@ NAMESPACE = operatorsetup.NAMESPACE
 GATEWAY_USER = f"system:serviceaccount:{NAMESPACE}:imagegen-gateway"
 # What the chart installs that decides privileges; its Deployments would only wait for a
 # kubelet here, so they are not applied to the shared management cluster.
-RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+RBAC_KINDS = {
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+TENANT_SECRETS = "imagegen-operator-tenant-secrets"
 
 
 def kubeconfig_secret(region: str) -> str:
@@ -181,6 +190,14 @@ def test_the_operator_runs_a_tenant_with_only_the_charts_serviceaccount_token(
                 f"PodDisruptionBudget/worker-{name}",
                 f"ServiceAccount/worker-{name}",
             ], region
+        namespace = created["spec"]["namespace"]
+        # Its Secret access came from a binding of its own in the tenant's namespace.
+        binding = kube.get(rbac_authorization_v1.RoleBinding, TENANT_SECRETS, namespace=namespace)
+        assert binding.roleRef.name == TENANT_SECRETS
+        assert [(s.kind, s.namespace, s.name) for s in binding.subjects or []] == [
+            ("ServiceAccount", NAMESPACE, "imagegen-operator")
+        ]
+        kube.get(core_v1.Secret, f"{name}-api-key", namespace=namespace)
         kube.delete(resources.Tenant, name)
 
         def gone() -> bool:
@@ -193,6 +210,10 @@ def test_the_operator_runs_a_tenant_with_only_the_charts_serviceaccount_token(
         waiting.until(gone, timeout=120, what=f"{name} deleted through its finalizer")
         for region in local_stack.regions:
             assert world.pool_objects(region, created["metadata"]["uid"]) == [], region
+        # The namespace stays (it may hold the tenant's own things); the operator's key
+        # Secret and its access to the namespace's Secrets do not.
+        assert not present(kube, core_v1.Secret, f"{name}-api-key", namespace)
+        assert not present(kube, rbac_authorization_v1.RoleBinding, TENANT_SECRETS, namespace)
         assert "Traceback" not in chart_operator.log(), chart_operator.log()[-4000:]
     finally:
         chart_operator.stop()
@@ -201,6 +222,16 @@ def test_the_operator_runs_a_tenant_with_only_the_charts_serviceaccount_token(
         c.name: len(refusals(c.audit_events(), tenantworld.OPERATOR_USER)) for c in clusters
     }
     assert refused_after == refused_before, "the chart's operator was refused a request it made"
+
+
+def present(kube: lightkube.Client, kind: type[Any], name: str, namespace: str) -> bool:
+    try:
+        kube.get(kind, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return False
+        raise
+    return True
 
 
 # Refused with the operator's token
@@ -233,6 +264,33 @@ def cluster_role(name: str) -> rbac_authorization_v1.ClusterRole:
     )
 
 
+def role_binding(
+    *, namespace: str, role: str = TENANT_SECRETS, account: str = "imagegen-operator"
+) -> rbac_authorization_v1.RoleBinding:
+    return rbac_authorization_v1.RoleBinding(
+        metadata=meta_v1.ObjectMeta(name=unique_name("forged"), namespace=namespace),
+        roleRef=rbac_v1.RoleRef(
+            apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+        ),
+        subjects=[rbac_v1.Subject(kind="ServiceAccount", name=account, namespace=NAMESPACE)],
+    )
+
+
+@pytest.fixture(scope="module")
+def tenant_namespace(kube: lightkube.Client) -> Iterator[str]:
+    """A namespace handed to a tenant (labelled): where the operator may bind itself."""
+    name = unique_name("tenant-ns")
+    kube.create(
+        core_v1.Namespace(
+            metadata=meta_v1.ObjectMeta(
+                name=name, labels={"imagegen.semantest.io/tenant": "somebody"}
+            )
+        )
+    )
+    yield name
+    kube.delete(core_v1.Namespace, name)
+
+
 def config_map(namespace: str) -> core_v1.ConfigMap:
     return core_v1.ConfigMap(
         metadata=meta_v1.ObjectMeta(name="not-yours", namespace=namespace), data={"a": "b"}
@@ -240,6 +298,16 @@ def config_map(namespace: str) -> core_v1.ConfigMap:
 
 
 OPERATOR_REFUSED: dict[str, Callable[[lightkube.Client], object]] = {
+    "read a Secret by name in kube-system": lambda c: c.get(
+        core_v1.Secret, "any", namespace="kube-system"
+    ),
+    "read a Secret by name in default": lambda c: c.get(core_v1.Secret, "any", namespace="default"),
+    "create a Secret in default": lambda c: c.create(
+        core_v1.Secret(metadata=meta_v1.ObjectMeta(name="not-yours", namespace="default"))
+    ),
+    "bind cluster-admin to itself in kube-system": lambda c: c.create(
+        role_binding(namespace="kube-system", role="cluster-admin")
+    ),
     "list Secrets in kube-system": lambda c: list(c.list(core_v1.Secret, namespace="kube-system")),
     "list Secrets in every namespace": lambda c: list(c.list(core_v1.Secret, namespace="*")),
     "create a ConfigMap in default": lambda c: c.create(config_map("default")),
@@ -266,6 +334,37 @@ def test_the_operator_token_is_refused(operator_token: lightkube.Client, what: s
     refused(lambda: OPERATOR_REFUSED[what](operator_token))
 
 
+def test_the_operator_cannot_bind_itself_to_secrets_outside_tenant_namespaces(
+    operator_token: lightkube.Client,
+) -> None:
+    with pytest.raises(lightkube.ApiError) as raised:
+        operator_token.create(role_binding(namespace="kube-system"))
+    assert raised.value.status.code == 403
+    assert "only in tenant namespaces" in str(raised.value.status.message)
+    assert not allowed(operator_token, verb="get", resource="secrets", namespace="kube-system")
+
+
+def test_in_a_tenant_namespace_the_operator_may_bind_only_its_secret_role_only_to_itself(
+    operator_token: lightkube.Client, tenant_namespace: str
+) -> None:
+    for forged, why in (
+        (role_binding(namespace=tenant_namespace, role="cluster-admin"), "cluster-admin"),
+        (role_binding(namespace=tenant_namespace, role="edit"), "edit"),
+        (role_binding(namespace=tenant_namespace, account="default"), "its own ServiceAccount"),
+    ):
+        with pytest.raises(lightkube.ApiError) as raised:
+            operator_token.create(forged)
+        assert raised.value.status.code == 403, why
+    assert not allowed(operator_token, verb="get", resource="secrets", namespace=tenant_namespace)
+    operator_token.create(role_binding(namespace=tenant_namespace))
+
+    def honoured() -> bool:
+        return allowed(operator_token, verb="get", resource="secrets", namespace=tenant_namespace)
+
+    waiting.until(honoured, timeout=10, what="the operator's own binding honoured")
+    assert not allowed(operator_token, verb="list", resource="secrets", namespace=tenant_namespace)
+
+
 def test_the_operator_token_may_do_what_the_operator_needs(
     operator_token: lightkube.Client,
 ) -> None:
@@ -276,6 +375,8 @@ def test_the_operator_token_may_do_what_the_operator_needs(
     assert allowed(operator_token, verb="watch", group=group, resource="imagebatches")
     assert allowed(operator_token, verb="create", resource="namespaces")
     assert allowed(operator_token, verb="patch", resource="configmaps", namespace=NAMESPACE)
+    assert allowed(operator_token, verb="get", resource="secrets", namespace=NAMESPACE)
+    assert not allowed(operator_token, verb="list", resource="secrets", namespace=NAMESPACE)
     assert not allowed(operator_token, verb="patch", resource="configmaps", namespace="default")
 
 

@@ -24,6 +24,10 @@ FIELD_MANAGER: Final = "imagegen-operator"
 WEBHOOK_SECRETS: Final = "imagegen-webhook-secrets"
 """Secret in the operator's namespace, tenant name -> the tenant's `whsec_` webhook signing
 secret: the one Secret the gateway may read (the operator writes it)."""
+TENANT_SECRETS_ROLE: Final = "imagegen-operator-tenant-secrets"
+"""ClusterRole with the operator's Secret rights (get, create, patch, delete; no list or
+watch), never bound cluster-wide: the operator binds it, under this same name, in each
+tenant namespace it adopts, and only there."""
 WEBHOOK_SECRET_KEY: Final = "webhook-secret"  # noqa: S105 - a key name, not a secret
 """Key of the signing secret in each tenant's own API key Secret, for the tenant to read."""
 

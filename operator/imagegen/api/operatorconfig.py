@@ -30,7 +30,8 @@ class SecretKeyRef(meta.Model):
     key: str
     """Key within the Secret."""
     namespace: meta.DnsLabel | None = None
-    """Namespace of the Secret; the operator's own namespace when omitted."""
+    """Namespace of the Secret; the operator's own namespace when omitted. The chart lets
+    the operator read Secrets only there: another namespace needs a Role of your own."""
 
 
 class RegionRedis(meta.Model):

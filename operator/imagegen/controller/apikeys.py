@@ -113,19 +113,24 @@ async def reconcile(
     return True
 
 
-async def delete(
-    *, client: lightkube.AsyncClient, tenant_name: str, namespace: str, index_namespace: str
+async def delete_index(*, client: lightkube.AsyncClient, tenant_name: str, namespace: str) -> None:
+    """Remove the tenant's digest index, so the gateway stops accepting its keys."""
+    await _delete_if_present(client, core_v1.ConfigMap, index_name(tenant_name), namespace)
+
+
+async def delete_secret(*, client: lightkube.AsyncClient, tenant_name: str, namespace: str) -> None:
+    """Remove the tenant's key Secret from its namespace."""
+    await _delete_if_present(client, core_v1.Secret, secret_name(tenant_name), namespace)
+
+
+async def _delete_if_present(
+    client: lightkube.AsyncClient, resource: type[Any], name: str, namespace: str
 ) -> None:
-    """Remove the tenant's Secret and index, so the gateway stops accepting its keys."""
-    for resource, name, ns in (
-        (core_v1.ConfigMap, index_name(tenant_name), index_namespace),
-        (core_v1.Secret, secret_name(tenant_name), namespace),
-    ):
-        try:
-            await client.delete(resource, name, namespace=ns)
-        except lightkube.ApiError as error:
-            if error.status.code != 404:
-                raise
+    try:
+        await client.delete(resource, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code != 404:
+            raise
 
 
 async def _read_state(

@@ -56,3 +56,16 @@ async def create(*, client: lightkube.AsyncClient, name: str, tenant_name: str) 
             )
         )
     )
+
+
+async def holds_tenant(*, client: lightkube.AsyncClient, name: str, tenant_name: str) -> bool:
+    """Whether the namespace exists, is labelled as the tenant's and is not being deleted."""
+    try:
+        namespace = await client.get(core_v1.Namespace, name)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return False
+        raise
+    owner = ((namespace.metadata.labels if namespace.metadata else None) or {}).get(labels.TENANT)
+    terminating = namespace.status is not None and namespace.status.phase == "Terminating"
+    return owner == tenant_name and not terminating

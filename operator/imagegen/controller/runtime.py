@@ -14,7 +14,16 @@ import lightkube
 
 from imagegen import regions
 from imagegen.api import meta, operatorconfig
-from imagegen.controller import batches, livecache, login, observe, settings, sweep, tenants
+from imagegen.controller import (
+    batches,
+    livecache,
+    login,
+    observe,
+    secretaccess,
+    settings,
+    sweep,
+    tenants,
+)
 from imagegen.metrics import operator as metrics
 from imagegen.metrics import serve
 
@@ -82,7 +91,11 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             for name, client in registry.clients.items()
         }
         tenant_context = tenants.Context(
-            config=config, registry=registry, caches=caches, management=management
+            config=config,
+            registry=registry,
+            caches=caches,
+            management=management,
+            operator_subject=await secretaccess.identity(management),
         )
         batch_context = batches.Context(
             registry=registry,

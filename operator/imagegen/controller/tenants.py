@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 import lightkube
+from lightkube.models import rbac_v1
 
 from imagegen import logs, regions
 from imagegen.api import meta, operatorconfig, tenant
@@ -28,6 +29,7 @@ from imagegen.controller import (
     namespaces,
     observe,
     regionpool,
+    secretaccess,
     webhooksecrets,
 )
 
@@ -44,6 +46,8 @@ class Context:
     caches: dict[str, livecache.LiveCache]
     """What each region holds of ours, by region name."""
     management: lightkube.AsyncClient
+    operator_subject: rbac_v1.Subject
+    """Who the operator is to RBAC: the subject it binds in each tenant namespace."""
     clock: Callable[[], datetime.datetime] = bodies.utc_now
     locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
@@ -132,6 +136,19 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
             client=context.management, name=obj.spec.namespace, tenant_name=_name(obj)
         )
         events.append(("Normal", "NamespaceCreated", f"created namespace {obj.spec.namespace}"))
+    if await secretaccess.grant(
+        client=context.management,
+        namespace=obj.spec.namespace,
+        subject=context.operator_subject,
+        tenant_name=_name(obj),
+    ):
+        events.append(
+            (
+                "Normal",
+                "SecretAccessGranted",
+                f"bound the operator to {meta.TENANT_SECRETS_ROLE} in {obj.spec.namespace}",
+            )
+        )
     if await apikeys.reconcile(
         client=context.management,
         tenant_name=_name(obj),
@@ -203,12 +220,26 @@ async def cleanup(*, context: Context, body: kopf.Body) -> None:
         tenant_names=[_name(obj)],
         namespace=context.config.operator_namespace,
     )
-    await apikeys.delete(
+    await apikeys.delete_index(
         client=context.management,
         tenant_name=_name(obj),
-        namespace=obj.spec.namespace,
-        index_namespace=context.config.operator_namespace,
+        namespace=context.config.operator_namespace,
     )
+    # A namespace that is going, or is no longer this tenant's, takes its Secret with it
+    # or keeps it for its new owner: either way not ours to touch.
+    if await namespaces.holds_tenant(
+        client=context.management, name=obj.spec.namespace, tenant_name=_name(obj)
+    ):
+        await secretaccess.grant(
+            client=context.management,
+            namespace=obj.spec.namespace,
+            subject=context.operator_subject,
+            tenant_name=_name(obj),
+        )
+        await apikeys.delete_secret(
+            client=context.management, tenant_name=_name(obj), namespace=obj.spec.namespace
+        )
+        await secretaccess.revoke(client=context.management, namespace=obj.spec.namespace)
 
 
 async def _reconcile_regions(
