@@ -14,7 +14,13 @@ import lightkube
 import pytest
 from lightkube import codecs
 from lightkube.models import meta_v1
-from lightkube.resources import apiextensions_v1, apps_v1, core_v1, rbac_authorization_v1
+from lightkube.resources import (
+    admissionregistration_v1,
+    apiextensions_v1,
+    apps_v1,
+    core_v1,
+    rbac_authorization_v1,
+)
 
 from imagegen import resources
 from imagegen.api import operatorconfig
@@ -146,6 +152,7 @@ def test_install_with_default_values_runs_restricted_pods_of_every_component(
     assert ours(admin, rbac_authorization_v1.ClusterRole, None) == [
         "imagegen-gateway",
         "imagegen-operator",
+        "imagegen-operator-tenant-secrets",
         "imagegen-operator-workers-namespace",
     ]
     # The namespace enforces `restricted`: a pod exists only if admission let it in.
@@ -181,6 +188,7 @@ def test_install_with_three_regions_values_creates_their_tenant_and_config(
     assert ours(admin, rbac_authorization_v1.ClusterRole, None) == [
         "imagegen-gateway",
         "imagegen-operator",
+        "imagegen-operator-tenant-secrets",
     ]
 
 
@@ -241,7 +249,12 @@ def test_uninstall_leaves_nothing_but_the_crds(
         rbac_authorization_v1.RoleBinding,
     ):
         assert ours(admin, kind) == [], kind
-    for kind in (rbac_authorization_v1.ClusterRole, rbac_authorization_v1.ClusterRoleBinding):
+    for kind in (
+        rbac_authorization_v1.ClusterRole,
+        rbac_authorization_v1.ClusterRoleBinding,
+        admissionregistration_v1.ValidatingAdmissionPolicy,
+        admissionregistration_v1.ValidatingAdmissionPolicyBinding,
+    ):
         assert ours(admin, kind, None) == [], kind
     workers = list(admin.list(core_v1.Namespace, labels={"app.kubernetes.io/instance": RELEASE}))
     assert all(ns.metadata and ns.metadata.deletion_timestamp for ns in workers), (
@@ -249,6 +262,47 @@ def test_uninstall_leaves_nothing_but_the_crds(
     )
     for name in CRDS:
         admin.get(apiextensions_v1.CustomResourceDefinition, name)
+
+
+# Argo CD's health checks in an argocd-cm that Argo CD installed
+
+
+def test_health_checks_take_over_an_existing_argocd_cm_and_keep_argo_cds_own_keys(
+    helm: helmtool.Helm, admin: lightkube.Client
+) -> None:
+    argo_cd_own = {"timeout.reconciliation": "10s", "url": "https://argocd.example.com"}
+    admin.apply(core_v1.Namespace(metadata=meta_v1.ObjectMeta(name="argocd")), field_manager="test")
+    admin.apply(
+        core_v1.ConfigMap(
+            metadata=meta_v1.ObjectMeta(
+                name="argocd-cm", namespace="argocd", labels={"app.kubernetes.io/part-of": "argocd"}
+            ),
+            data=argo_cd_own,
+        ),
+        field_manager="argocd-install",
+    )
+    try:
+        with_health = ["--set", "argocd.healthChecks=true"]
+        # Without --take-ownership Helm will not touch an object it did not make.
+        error = helm.refused("install", RELEASE, str(CHART), "--namespace", NAMESPACE, *with_health)
+        assert "argocd-cm" in error, error
+        helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--ignore-not-found")
+        install(helm, *with_health, "--take-ownership")
+        lua = helmtool.REPO / "gitops" / "health"
+        health = {
+            f"resource.customizations.health.imagegen.semantest.io_{kind}": (
+                lua / f"{kind.lower()}.lua"
+            ).read_text()
+            for kind in ("Tenant", "ImageBatch")
+        }
+        data = admin.get(core_v1.ConfigMap, "argocd-cm", namespace="argocd").data
+        assert data == {**argo_cd_own, **health}
+        helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "120s")
+        # helm.sh/resource-policy: keep — Argo CD's settings outlive imagegen.
+        kept = admin.get(core_v1.ConfigMap, "argocd-cm", namespace="argocd").data
+        assert kept == {**argo_cd_own, **health}
+    finally:
+        admin.delete(core_v1.Namespace, "argocd")
 
 
 # Values refused
