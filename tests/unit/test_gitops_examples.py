@@ -31,10 +31,17 @@ def test_every_environment_has_its_tenants() -> None:
     assert sorted(p.name for p in ENVIRONMENTS.iterdir()) == ["production", "staging"]
 
 
+def applicationset() -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load(
+        (GITOPS / "applications" / "applicationset.yaml").read_text()
+    )
+    return found
+
+
 def generated(environment: str) -> dict[str, Any]:
     """The Application the ApplicationSet makes for one folder of gitops/environments: its
     template with the git directory generator's two parameters it uses filled in."""
-    appset = yaml.safe_load((GITOPS / "applications" / "applicationset.yaml").read_text())
+    appset = applicationset()
     (generator,) = appset["spec"]["generators"]
     assert generator["git"]["directories"] == [{"path": "gitops/environments/*"}]
     text = yaml.safe_dump(appset["spec"]["template"])
@@ -61,3 +68,12 @@ def test_the_single_application_is_what_the_applicationset_makes_for_staging() -
     made = generated("staging")
     assert app["metadata"]["name"] == made["metadata"]["name"] == "imagegen-tenants-staging"
     assert app["spec"] == made["spec"]
+
+
+def test_deleting_either_leaves_the_tenants_in_place() -> None:
+    # Argo CD's resources finalizer would make deleting an app delete what it synced;
+    # the ApplicationSet adds it to every app it makes unless told not to.
+    assert applicationset()["spec"]["syncPolicy"] == {"preserveResourcesOnDeletion": True}
+    assert "finalizers" not in generated("staging")["metadata"]
+    app = yaml.safe_load((GITOPS / "applications" / "imagegen-staging.yaml").read_text())
+    assert "finalizers" not in app["metadata"]
