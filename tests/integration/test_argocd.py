@@ -119,6 +119,9 @@ def test_a_tenant_in_git_is_synced_and_turns_healthy_when_its_pools_are_ready(
         interval=1,
         what="the app settled after the prune",
     )
+    # Nor does the app outlive the test: the next module's Argo CD would keep trying the
+    # git daemon this module stops.
+    kube.delete(argocdproc.Application, APP, namespace=argocdproc.NAMESPACE)
 
 
 def in_git(obj: dict[str, Any], *, wave: str) -> str:
