@@ -3,14 +3,17 @@ repository, synced automatically into the management cluster."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import lightkube
 from lightkube import codecs
 from lightkube.types import PatchType
 
-from tests.integration import argocdproc
+from tests.integration import argocdproc, waiting
 
+T = TypeVar("T")
 State = tuple[str | None, str | None]
 """(sync status, health status) of an Application, as `argocd app get` shows them."""
 
@@ -97,3 +100,61 @@ def operation_finished(kube: lightkube.Client, name: str, *, initiated_by: str) 
         return None
     phase: str | None = operation.get("phase")
     return phase if phase in ("Succeeded", "Failed", "Error") else None
+
+
+def describe(kube: lightkube.Client, name: str) -> str:
+    """What Argo CD says of the app, for failure messages: sync and health (naming the
+    resources that keep it from Healthy), its conditions and its last operation."""
+    try:
+        status = get(kube, name).get("status") or {}
+    except lightkube.ApiError as error:
+        return f"not there ({error.status.message})"
+    operation = status.get("operationState") or {}
+    return json.dumps(
+        {
+            "sync": (status.get("sync") or {}).get("status"),
+            "health": status.get("health"),
+            "conditions": status.get("conditions"),
+            "operation": {key: operation.get(key) for key in ("phase", "message")},
+        }
+    )
+
+
+def until(
+    kube: lightkube.Client,
+    name: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    argocd: argocdproc.ArgoCD | None = None,
+) -> T:
+    """waiting.until, failing with what Argo CD says of the app at the end and, given the
+    running `argocd`, the end of its application-controller's log."""
+
+    def explain() -> str:
+        log = argocd.log_tail("argocd-application-controller") if argocd else ""
+        return f"the app is {describe(kube, name)}{log}"
+
+    return waiting.until(
+        probe, timeout=timeout, interval=1, what=f"app {name}: {what}", explain=explain
+    )
+
+
+def wait(
+    kube: lightkube.Client,
+    name: str,
+    wanted: State,
+    *,
+    timeout: float,
+    argocd: argocdproc.ArgoCD | None = None,
+) -> None:
+    """Wait until the app's (sync, health) is `wanted`."""
+    until(
+        kube,
+        name,
+        lambda: state(kube, name) == wanted,
+        timeout=timeout,
+        what=f"{wanted}",
+        argocd=argocd,
+    )

@@ -1,6 +1,7 @@
-"""A real Argo CD against the test management cluster: its repo-server and
-application-controller as local processes of the one `argocd` binary, a redis-server for
-their cache, and a git repository served by `git daemon` on loopback."""
+"""A real Argo CD against the test management cluster: its repo-server,
+application-controller and applicationset-controller as local processes of the one
+`argocd` binary, a redis-server for their cache, and a git repository served by
+`git daemon` on loopback."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ Application = create_namespaced_resource(
 )
 AppProject = create_namespaced_resource(
     group="argoproj.io", version="v1alpha1", kind="AppProject", plural="appprojects"
+)
+ApplicationSet = create_namespaced_resource(
+    group="argoproj.io", version="v1alpha1", kind="ApplicationSet", plural="applicationsets"
 )
 
 
@@ -110,6 +114,12 @@ class ArgoCD:
     processes: list[process.ManagedProcess]
     redis: redis.LocalRedis
 
+    def log_tail(self, component: str, *, lines: int = 30) -> str:
+        """The end of one component's log (say "argocd-application-controller"), for
+        failure messages."""
+        (found,) = (child for child in self.processes if child.name == component)
+        return f"\n--- {component} log, last {lines} lines:\n{found.log_tail(lines=lines)}"
+
     def stop(self) -> None:
         for child in reversed(self.processes):
             child.stop()
@@ -128,7 +138,11 @@ def install_argocd(
     install.apply_files(client=client, paths=(module / "manifests" / "crds").glob("*-crd.yaml"))
     install.wait_crds_established(
         client=client,
-        names=["applications.argoproj.io", "appprojects.argoproj.io"],
+        names=[
+            "applications.argoproj.io",
+            "appprojects.argoproj.io",
+            "applicationsets.argoproj.io",
+        ],
         timeout_seconds=60,
     )
     objects: list[dict[str, Any]] = [
@@ -142,27 +156,7 @@ def install_argocd(
             "metadata": {"name": "argocd-secret", "namespace": NAMESPACE, "labels": PART_OF},
             "stringData": {"server.secretkey": base64.b64encode(os.urandom(32)).decode()},
         },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": "management",
-                "namespace": NAMESPACE,
-                "labels": {"argocd.argoproj.io/secret-type": "cluster"},
-            },
-            "stringData": {
-                "name": "management",
-                "server": target.server,
-                "config": json.dumps(
-                    {
-                        "bearerToken": target.token,
-                        "tlsClientConfig": {
-                            "caData": base64.b64encode(target.ca_cert.read_bytes()).decode()
-                        },
-                    }
-                ),
-            },
-        },
+        cluster_secret(name="management", target=target),
         {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "AppProject",
@@ -175,7 +169,41 @@ def install_argocd(
         },
     ]
     for obj in objects:
-        client.apply(codecs.from_dict(obj), field_manager="argocd-test", force=True)
+        apply(client, obj)
+
+
+def apply(client: lightkube.Client, obj: dict[str, Any]) -> None:
+    """Server-side apply obj, as whoever runs Argo CD would `kubectl apply` it."""
+    client.apply(codecs.from_dict(obj), field_manager="argocd-test", force=True)
+
+
+def cluster_secret(
+    *, name: str, target: cluster.LocalCluster, server: str | None = None
+) -> dict[str, Any]:
+    """The Secret registering `target` in Argo CD as the cluster `name`, which
+    Applications name as their destination; `server` points it elsewhere (the address a
+    cluster is reached at is the key Argo CD looks it up by)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {"argocd.argoproj.io/secret-type": "cluster"},
+        },
+        "stringData": {
+            "name": name,
+            "server": server or target.server,
+            "config": json.dumps(
+                {
+                    "bearerToken": target.token,
+                    "tlsClientConfig": {
+                        "caData": base64.b64encode(target.ca_cert.read_bytes()).decode()
+                    },
+                }
+            ),
+        },
+    }
 
 
 def _config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
@@ -194,7 +222,8 @@ def start(
     target: cluster.LocalCluster,
     workdir: pathlib.Path,
 ) -> ArgoCD:
-    """Start a redis-server, the repo-server and the application-controller."""
+    """Start a redis-server, the repo-server, the application-controller and the
+    applicationset-controller."""
     cache = redis.start(workdir=workdir / "redis")
     # The repo-server runs these on every manifest generation; from the module, on PATH.
     wrappers = workdir / "bin"
@@ -208,17 +237,31 @@ def start(
         "ARGOCD_GPG_ENABLED": "false",
         "ARGOCD_EXEC_TIMEOUT": "60s",
     }
-    repo_port, repo_metrics, controller_metrics = (process.free_port() for _ in range(3))
     started: list[process.ManagedProcess] = []
+
+    def spawn(component: str, argv: list[str], **extra_env: str) -> process.ManagedProcess:
+        child = process.spawn(
+            name=component,
+            argv=[str(binary), *argv],
+            log_path=workdir / "logs" / f"{component}.log",
+            env={**env, **extra_env, "ARGOCD_BINARY_NAME": component},
+        )
+        started.append(child)
+        return child
+
+    port = {
+        use: process.free_port()
+        for use in ("repo", "repo-metrics", "metrics", "appset-metrics", "probe", "webhook")
+    }
+    repo_server = f"127.0.0.1:{port['repo']}"
     try:
-        repo_server = process.spawn(
-            name="argocd-repo-server",
-            argv=[
-                str(binary),
+        spawned = spawn(
+            "argocd-repo-server",
+            [
                 "--address=127.0.0.1",
-                f"--port={repo_port}",
+                f"--port={port['repo']}",
                 "--metrics-address=127.0.0.1",
-                f"--metrics-port={repo_metrics}",
+                f"--metrics-port={port['repo-metrics']}",
                 # Plain gRPC on loopback; its default client CA path only goes with TLS.
                 "--disable-tls",
                 "--client-ca-path=",
@@ -228,31 +271,44 @@ def start(
                 "--revision-cache-expiration=5s",
                 "--loglevel=info",
             ],
-            log_path=workdir / "logs" / "argocd-repo-server.log",
-            env={**env, "ARGOCD_BINARY_NAME": "argocd-repo-server"},
         )
-        started.append(repo_server)
-        process.wait_for_port(process=repo_server, port=repo_port, timeout_seconds=120)
-        controller = process.spawn(
-            name="argocd-application-controller",
-            argv=[
-                str(binary),
+        process.wait_for_port(process=spawned, port=port["repo"], timeout_seconds=120)
+        spawn(
+            "argocd-application-controller",
+            [
                 f"--kubeconfig={target.kubeconfig}",
                 f"--namespace={NAMESPACE}",
-                f"--repo-server=127.0.0.1:{repo_port}",
+                f"--repo-server={repo_server}",
                 "--repo-server-plaintext",
                 f"--redis=127.0.0.1:{cache.port}",
-                f"--metrics-port={controller_metrics}",
+                f"--metrics-port={port['metrics']}",
                 "--app-resync=10",
                 "--status-processors=2",
                 "--operation-processors=2",
                 "--self-heal-timeout-seconds=2",
                 "--loglevel=info",
             ],
-            log_path=workdir / "logs" / "argocd-application-controller.log",
-            env={**env, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
         )
-        started.append(controller)
+        spawned = spawn(
+            "argocd-applicationset-controller",
+            [
+                f"--kubeconfig={target.kubeconfig}",
+                f"--namespace={NAMESPACE}",
+                f"--argocd-repo-server={repo_server}",
+                "--repo-server-plaintext",
+                # Its three listeners default to :8080, :8081 and :7000 on every address,
+                # which other processes on the machine may hold: free loopback ports.
+                f"--metrics-addr=127.0.0.1:{port['appset-metrics']}",
+                f"--probe-addr=127.0.0.1:{port['probe']}",
+                f"--webhook-addr=127.0.0.1:{port['webhook']}",
+                "--loglevel=info",
+            ],
+            # Its manager finds the cluster through controller-runtime, which reads
+            # KUBECONFIG and not the --kubeconfig flag (that one gives the namespace).
+            KUBECONFIG=str(target.kubeconfig),
+        )
+        # The probe listens once its cluster informer has synced and the manager runs.
+        process.wait_for_port(process=spawned, port=port["probe"], timeout_seconds=120)
     except BaseException:
         for child in reversed(started):
             child.stop()

@@ -13,7 +13,15 @@ import redis.asyncio as aioredis
 
 from imagegen import resources
 from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
-from tests.integration import gatewayproc, gatewayworld, operatorproc, tenantworld, webhookreceiver
+from tests.integration import (
+    argocdproc,
+    gatewayproc,
+    gatewayworld,
+    helmtool,
+    operatorproc,
+    tenantworld,
+    webhookreceiver,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD_NAMES = ("tenants.imagegen.semantest.io", "imagebatches.imagegen.semantest.io")
@@ -248,3 +256,42 @@ def gateway_world(
     )
     assert "Traceback" not in running_gateway.log(), running_gateway.log()[-4000:]
     assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
+
+
+@pytest.fixture(scope="module")
+def argocd_controllers(
+    binaries: dict[str, pathlib.Path],
+    local_stack: stack.LocalStack,
+    kube: lightkube.Client,
+    crds_installed: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[argocdproc.ArgoCD]:
+    """Argo CD's controllers running against the management cluster, for the tests of one
+    module: they stop after it, so the memory they hold is free for the other tests."""
+    module = argocdproc.module_dir(build.default_source_dir() / "argocd")
+    # Our kinds' health checks in argocd-cm as the chart renders them (argocd.healthChecks).
+    helm = helmtool.Helm(binary=binaries["helm"], home=tmp_path_factory.mktemp("argocd-helm"))
+    (health,) = helm.template(
+        "--set", "argocd.healthChecks=true", "--show-only", "templates/argocd-health.yaml"
+    )  # fmt: skip
+    argocdproc.install_argocd(
+        client=kube, target=local_stack.management, module=module, health=health["data"]
+    )
+    running = argocdproc.start(
+        binary=binaries["argocd"],
+        module=module,
+        target=local_stack.management,
+        workdir=tmp_path_factory.mktemp("argocd"),
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def argocd(
+    argocd_controllers: argocdproc.ArgoCD, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[argocdproc.GitRepo]:
+    """A git repository, served by git daemon, for the module's Argo CD to sync."""
+    repo = argocdproc.serve_repo(tmp_path_factory.mktemp("gitops"))
+    yield repo
+    repo.daemon.stop()

@@ -7,21 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import lightkube
-import pytest
 import yaml
 from lightkube.types import PatchType
 
 from imagegen import resources
-from imagegen.localcluster import build, redis, stack
+from imagegen.localcluster import redis, stack
 from tests import builders
 from tests.integration import (
     argoapps,
     argocdproc,
-    helmtool,
     operatorproc,
     tenantworld,
     waiting,
@@ -30,43 +28,6 @@ from tests.integration import (
 from tests.integration.tenantworld import World, new_tenant, unique_name
 
 APP = "tenants"
-
-
-@pytest.fixture(scope="module")
-def argocd(
-    binaries: dict[str, pathlib.Path],
-    local_stack: stack.LocalStack,
-    kube: lightkube.Client,
-    crds_installed: None,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[argocdproc.GitRepo]:
-    """Argo CD running against the management cluster, with a git repository to sync."""
-    workdir = tmp_path_factory.mktemp("argocd")
-    module = argocdproc.module_dir(build.default_source_dir() / "argocd")
-    # Our kinds' health checks in argocd-cm as the chart renders them (argocd.healthChecks).
-    helm = helmtool.Helm(binary=binaries["helm"], home=tmp_path_factory.mktemp("argocd-helm"))
-    (health,) = helm.template(
-        "--set", "argocd.healthChecks=true", "--show-only", "templates/argocd-health.yaml"
-    )  # fmt: skip
-    argocdproc.install_argocd(
-        client=kube, target=local_stack.management, module=module, health=health["data"]
-    )
-    repo = argocdproc.serve_repo(workdir)
-    try:
-        running = argocdproc.start(
-            binary=binaries["argocd"],
-            module=module,
-            target=local_stack.management,
-            workdir=workdir,
-        )
-    except BaseException:
-        repo.daemon.stop()
-        raise
-    try:
-        yield repo
-    finally:
-        running.stop()
-        repo.daemon.stop()
 
 
 def app_state(kube: lightkube.Client) -> argoapps.State:
@@ -158,6 +119,9 @@ def test_a_tenant_in_git_is_synced_and_turns_healthy_when_its_pools_are_ready(
         interval=1,
         what="the app settled after the prune",
     )
+    # Nor does the app outlive the test: the next module's Argo CD would keep trying the
+    # git daemon this module stops.
+    kube.delete(argocdproc.Application, APP, namespace=argocdproc.NAMESPACE)
 
 
 def in_git(obj: dict[str, Any], *, wave: str) -> str:
@@ -192,21 +156,6 @@ def workers_of(tenant: str, *, redis_urls: dict[str, str], storage: pathlib.Path
             pool.stop_all()
 
 
-def wait_app(kube: lightkube.Client, name: str, wanted: argoapps.State, timeout: float) -> None:
-    until(kube, name, lambda: argoapps.state(kube, name) == wanted, timeout, f"{wanted}")
-
-
-def until(
-    kube: lightkube.Client, name: str, probe: Callable[[], bool], timeout: float, what: str
-) -> None:
-    """waiting.until, failing with what Argo CD says of the app at the end."""
-    try:
-        waiting.until(probe, timeout=timeout, interval=1, what=f"app {name}: {what}")
-    except AssertionError as error:
-        now = (argoapps.state(kube, name), argoapps.health_message(kube, name))
-        raise AssertionError(f"{error}; the app is {now}") from None
-
-
 def wait_batch(
     kube: lightkube.Client, tenant: str, batch: str, health: str, *, cause: bool
 ) -> None:
@@ -222,7 +171,7 @@ def wait_batch(
         message = argoapps.health_message(kube, tenant)
         return not cause or message.endswith(f"ImageBatch:tenant-{tenant}/{batch}")
 
-    until(kube, tenant, reached, 180, f"{batch} synced, app {health}")
+    argoapps.until(kube, tenant, reached, timeout=180, what=f"{batch} synced, app {health}")
 
 
 def synced_tenant(
@@ -234,7 +183,7 @@ def synced_tenant(
     tenant = in_git(new_tenant(name, *regions).obj(), wave="1")
     argocd.commit({f"{name}/tenant.yaml": tenant}, f"add tenant {name}")
     argoapps.create(kube=kube, name=name, repo_url=argocd.url, path=name, server=server)
-    wait_app(kube, name, ("Synced", "Healthy"), timeout=240)
+    argoapps.wait(kube, name, ("Synced", "Healthy"), timeout=240)
     return name
 
 

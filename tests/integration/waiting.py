@@ -16,8 +16,10 @@ def until(
     timeout: float = 60.0,
     interval: float = 0.25,
     what: str = "condition",
+    explain: Callable[[], str] | None = None,
 ) -> T:
-    """Call probe until it returns something truthy; return it, or fail after timeout."""
+    """Call probe until it returns something truthy; return it, or fail after timeout
+    with what `explain` then says of the world (a controller's view and log, say)."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
@@ -25,7 +27,8 @@ def until(
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+    detail = f"; {explain()}" if explain else ""
+    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r}){detail}")
 
 
 async def until_async(
