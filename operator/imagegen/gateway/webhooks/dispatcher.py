@@ -84,15 +84,17 @@ class Dispatcher:
             loops_running.create_task(self._guarded(self._retries_once))
 
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            try:
-                await step()
-            except (redis_errors.RedisError, OSError) as error:
-                loops.stop_if_cancelled()
-                if "NOGROUP" in str(error):  # a Redis that lost its data: make it again
-                    self._group_ready = False
-                logger.warning("webhook dispatcher: Redis failed, retrying: %s", error)
-                await asyncio.sleep(self._options.error_backoff_seconds)
+        await loops.repeat(
+            step,
+            retry_on=(redis_errors.RedisError, OSError),
+            on_error=self._redis_failed,
+            pause_seconds=self._options.error_backoff_seconds,
+        )
+
+    def _redis_failed(self, error: Exception) -> None:
+        if "NOGROUP" in str(error):  # a Redis that lost its data: make it again
+            self._group_ready = False
+        logger.warning("webhook dispatcher: Redis failed, retrying: %s", error)
 
     async def _intake_once(self) -> None:
         if not self._group_ready:

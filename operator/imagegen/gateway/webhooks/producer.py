@@ -51,13 +51,20 @@ async def run(
     pause_seconds: float = RESTART_PAUSE_SECONDS,
 ) -> None:
     """Watch and append until cancelled."""
-    while True:
-        try:
-            await _watch_once(kube=kube, redis=redis, clock=clock)
-        except _RESTARTED_BY as error:
-            loops.stop_if_cancelled()
-            logger.warning("webhook producer: watch restarts in %ss: %s", pause_seconds, error)
+
+    async def watch_then_pause() -> None:
+        await _watch_once(kube=kube, redis=redis, clock=clock)
         await asyncio.sleep(pause_seconds)
+
+    def restarting(error: Exception) -> None:
+        logger.warning("webhook producer: watch restarts in %ss: %s", pause_seconds, error)
+
+    await loops.repeat(
+        watch_then_pause,
+        retry_on=_RESTARTED_BY,
+        on_error=restarting,
+        pause_seconds=pause_seconds,
+    )
 
 
 async def _watch_once(
