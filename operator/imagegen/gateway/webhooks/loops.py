@@ -12,8 +12,8 @@ def stop_if_cancelled() -> None:
     redis-py and httpx can surface a task's cancellation, arriving mid-read, as a
     connection error or a timeout; a loop that catches those to retry must still end
     when its task was cancelled, or stop() would wait for it forever. A client can also
-    swallow it whole: on Python 3.11 a cancellation that races a timeout becomes a
-    TimeoutError, which redis-py then retries by itself, and nothing is raised at all.
+    swallow it whole and return as if nothing happened: under load a dispatcher was seen
+    to outlive its cancellation, turning on its retry poll, with nothing raised.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
