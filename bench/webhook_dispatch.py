@@ -24,7 +24,6 @@ import pathlib
 import sys
 import tempfile
 import time
-import uuid
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -55,14 +54,7 @@ def make_events(count: int, url: str) -> list[events.Event]:
     now = datetime.datetime.now(datetime.UTC)
     found = []
     for n in range(count):
-        body = (
-            builders.make_batch(f"b{n}", tenant=TENANT)
-            .uid(str(uuid.uuid4()))
-            .webhook(url)
-            .phase("Succeeded")
-            .status(progress="1/1")
-            .obj()
-        )
+        body = builders.succeeded_batch_with_webhook(f"b{n}", tenant=TENANT, url=url)
         found.extend(events.for_batch(body, now=now))
     return found
 

@@ -8,6 +8,7 @@ as the apiserver has them.
 """
 
 import copy
+import uuid
 from typing import Any, Self
 
 import pydantic
@@ -161,6 +162,19 @@ def make_batch(name: str = "batch", *, tenant: str = "acme") -> BatchBuilder:
             "metadata": {"name": name, "namespace": f"tenant-{tenant}"},
             "spec": {"tenant": tenant, "items": [_item("i0", {"prompt": "a lighthouse at dawn"})]},
         }
+    )
+
+
+def succeeded_batch_with_webhook(name: str, *, tenant: str, url: str) -> dict[str, Any]:
+    """A batch that has just succeeded, whose webhook is `url`, as the apiserver would hold
+    it (with a uid): what a batch.completed webhook event is derived from."""
+    return (
+        make_batch(name, tenant=tenant)
+        .uid(str(uuid.uuid4()))
+        .webhook(url)
+        .phase("Succeeded")
+        .status(progress="1/1")
+        .obj()
     )
 
 

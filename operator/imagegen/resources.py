@@ -26,6 +26,29 @@ def as_dict(obj: Any) -> dict[str, Any]:
     return plain
 
 
+async def get_or_none(
+    client: lightkube.AsyncClient, kind: Any, name: str, *, namespace: str | None = None
+) -> Any:
+    """The object, or None when the apiserver has no such object (404)."""
+    try:
+        return await client.get(kind, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+
+
+async def delete_if_present(
+    client: lightkube.AsyncClient, kind: Any, name: str, *, namespace: str | None = None
+) -> None:
+    """Delete the object; one that is gone already is as good."""
+    try:
+        await client.delete(kind, name, namespace=namespace)
+    except lightkube.ApiError as error:
+        if error.status.code != 404:
+            raise
+
+
 class _ClientSettings(TypedDict):
     config: lightkube.KubeConfig
     timeout: httpx2.Timeout

@@ -18,6 +18,7 @@ from imagegen import resources
 from imagegen.localcluster import redis, stack
 from tests import builders
 from tests.integration import (
+    apiobjects,
     argoapps,
     argocdproc,
     operatorproc,
@@ -290,14 +291,4 @@ def forget(kube: lightkube.Client, name: str) -> None:
     operator has cleaned the regions: later tests of the session start from a quiet
     operator."""
     kube.delete(argocdproc.Application, name, namespace=argocdproc.NAMESPACE)
-    with contextlib.suppress(lightkube.ApiError):  # already gone is as good
-        kube.delete(resources.Tenant, name)
-
-    def gone() -> bool:
-        try:
-            kube.get(resources.Tenant, name)
-        except lightkube.ApiError as error:
-            return error.status.code == 404
-        return False
-
-    waiting.until(gone, timeout=120, interval=1, what=f"Tenant {name} deleted")
+    apiobjects.delete_and_wait(kube, resources.Tenant, name, what=f"Tenant {name} deleted")

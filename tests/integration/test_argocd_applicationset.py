@@ -23,7 +23,7 @@ from lightkube.types import PatchType
 
 from imagegen import resources
 from imagegen.localcluster import process, stack
-from tests.integration import argoapps, argocdproc, operatorproc, tenantworld, waiting
+from tests.integration import apiobjects, argoapps, argocdproc, operatorproc, tenantworld, waiting
 
 T = TypeVar("T")
 GITOPS = pathlib.Path(__file__).resolve().parents[2] / "gitops"
@@ -120,14 +120,6 @@ def appset_until(
     )
 
 
-def absent(kube: lightkube.Client, kind: Any, name: str, namespace: str | None = None) -> bool:
-    try:
-        kube.get(kind, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        return error.status.code == 404
-    return False
-
-
 def test_the_shipped_applicationset_sends_each_environment_to_its_own_cluster(
     argocd: argocdproc.GitRepo,
     argocd_controllers: argocdproc.ArgoCD,
@@ -206,7 +198,9 @@ def test_the_shipped_applicationset_sends_each_environment_to_its_own_cluster(
         argoapps.until(
             kube,
             name,
-            functools.partial(absent, kube, argocdproc.Application, name, argocdproc.NAMESPACE),
+            functools.partial(
+                apiobjects.absent, kube, argocdproc.Application, name, argocdproc.NAMESPACE
+            ),
             timeout=60,
             what="deleted with its ApplicationSet",
             argocd=argocd_controllers,
@@ -306,7 +300,11 @@ def staging_forgotten(
         with contextlib.suppress(lightkube.ApiError):  # gone already is as good
             kube.delete(kind, name, namespace=argocdproc.NAMESPACE)
     tenant, batch = shipped("staging", "Tenant"), shipped("staging", "ImageBatch")
-    pooled = [] if absent(kube, resources.Tenant, tenant["metadata"]["name"]) else world.regions
+    pooled = (
+        []
+        if apiobjects.absent(kube, resources.Tenant, tenant["metadata"]["name"])
+        else world.regions
+    )
     tenant_uid = uid(live_object(kube, tenant)) if pooled else ""
     for obj in (batch, tenant):  # the batch first: its Tenant admitted it
         forget(kube, obj, operator=running_operator)
@@ -319,14 +317,11 @@ def forget(
 ) -> None:
     """Delete a shipped object and wait until it is gone: the operator's finalizer first
     undoes what it made of it (queued items, every region's pool)."""
-    kind, name = KINDS[obj["kind"]], obj["metadata"]["name"]
-    namespace = obj["metadata"].get("namespace")
-    with contextlib.suppress(lightkube.ApiError):
-        kube.delete(kind, name, namespace=namespace)
-    waiting.until(
-        lambda: absent(kube, kind, name, namespace),
-        timeout=120,
-        interval=1,
-        what=f"{obj['kind']} {name} deleted",
+    apiobjects.delete_and_wait(
+        kube,
+        KINDS[obj["kind"]],
+        obj["metadata"]["name"],
+        obj["metadata"].get("namespace"),
+        what=f"{obj['kind']} {obj['metadata']['name']} deleted",
         explain=lambda: f"the operator's log ends:\n{operator.log()[-3000:]}",
     )

@@ -22,7 +22,7 @@ from lightkube.types import PatchType
 
 from imagegen import resources
 from imagegen.localcluster import operatorsetup, redis, stack
-from tests.integration import helmtool, operatorproc, tenantworld, waiting
+from tests.integration import apiobjects, helmtool, operatorproc, tenantworld, waiting
 from tests.integration.conftest import DRIFT_CHECK_SECONDS, FAILOVER_AFTER_SECONDS
 from tests.integration.tenantworld import World, new_tenant, unique_name
 
@@ -198,22 +198,15 @@ def test_the_operator_runs_a_tenant_with_only_the_charts_serviceaccount_token(
             ("ServiceAccount", NAMESPACE, "imagegen-operator")
         ]
         kube.get(core_v1.Secret, f"{name}-api-key", namespace=namespace)
-        kube.delete(resources.Tenant, name)
-
-        def gone() -> bool:
-            try:
-                kube.get(resources.Tenant, name)
-            except lightkube.ApiError as error:
-                return error.status.code == 404
-            return False
-
-        waiting.until(gone, timeout=120, what=f"{name} deleted through its finalizer")
+        apiobjects.delete_and_wait(
+            kube, resources.Tenant, name, what=f"{name} deleted through its finalizer"
+        )
         for region in local_stack.regions:
             assert world.pool_objects(region, created["metadata"]["uid"]) == [], region
         # The namespace stays (it may hold the tenant's own things); the operator's key
         # Secret and its access to the namespace's Secrets do not.
-        assert not present(kube, core_v1.Secret, f"{name}-api-key", namespace)
-        assert not present(kube, rbac_authorization_v1.RoleBinding, TENANT_SECRETS, namespace)
+        assert apiobjects.absent(kube, core_v1.Secret, f"{name}-api-key", namespace)
+        assert apiobjects.absent(kube, rbac_authorization_v1.RoleBinding, TENANT_SECRETS, namespace)
         assert "Traceback" not in chart_operator.log(), chart_operator.log()[-4000:]
     finally:
         chart_operator.stop()
@@ -222,16 +215,6 @@ def test_the_operator_runs_a_tenant_with_only_the_charts_serviceaccount_token(
         c.name: len(refusals(c.audit_events(), tenantworld.OPERATOR_USER)) for c in clusters
     }
     assert refused_after == refused_before, "the chart's operator was refused a request it made"
-
-
-def present(kube: lightkube.Client, kind: type[Any], name: str, namespace: str) -> bool:
-    try:
-        kube.get(kind, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return False
-        raise
-    return True
 
 
 # Refused with the operator's token

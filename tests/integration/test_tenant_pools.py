@@ -19,6 +19,7 @@ from imagegen.controller import drift
 from imagegen.localcluster import cluster, operatorsetup, stack
 from imagegen.render import pool
 from tests.integration import operatorproc, tenantworld, waiting
+from tests.integration.apiobjects import absent
 from tests.integration.conftest import DRIFT_CHECK_SECONDS
 from tests.integration.tenantworld import WORKERS, World, new_tenant, unique_name
 
@@ -137,9 +138,9 @@ def test_removing_a_region_removes_its_pool_and_deleting_the_tenant_removes_all(
     world.kube.delete(resources.Tenant, name)
     for region in ALL_REGIONS:
         waiting.until(lambda r=region: world.pool_objects(r, uid) == [], what=f"{region} clean")
-    waiting.until(lambda: _absent(world.kube, core_v1.Secret, f"{name}-api-key", f"tenant-{name}"))
+    waiting.until(lambda: absent(world.kube, core_v1.Secret, f"{name}-api-key", f"tenant-{name}"))
     waiting.until(
-        lambda: _absent(world.kube, core_v1.ConfigMap, f"api-keys-{name}", "imagegen-system")
+        lambda: absent(world.kube, core_v1.ConfigMap, f"api-keys-{name}", "imagegen-system")
     )
 
 
@@ -170,7 +171,7 @@ def test_a_recreated_tenant_of_the_same_name_is_not_taken_for_its_predecessor(
     world.wait_reconciled(name)
     world.kube.delete(resources.Tenant, name)
     waiting.until(lambda: world.pool_objects("us-east", first) == [], what="first cleaned up")
-    waiting.until(lambda: _absent(world.kube, resources.Tenant, name, None), what="first gone")
+    waiting.until(lambda: absent(world.kube, resources.Tenant, name), what="first gone")
     second = world.create(new_tenant(name, "us-east").obj())["metadata"]["uid"]
     world.wait_reconciled(name)
     assert len(world.pool_objects("us-east", second)) == 4
@@ -236,7 +237,7 @@ def test_an_unknown_region_is_refused_and_nothing_is_made(world: World) -> None:
     assert "mars" in ready["message"]
     time.sleep(DRIFT_CHECK_SECONDS)
     assert world.pool_objects("us-east", uid) == []
-    assert _absent(world.kube, core_v1.Namespace, f"tenant-{name}", None)
+    assert absent(world.kube, core_v1.Namespace, f"tenant-{name}")
     assert "UnknownRegion" in _event_reasons(world.kube, name)
 
 
@@ -252,7 +253,7 @@ def test_a_namespace_of_another_tenant_is_refused_and_nothing_is_made(world: Wor
     assert "spec.namespace" in ready["message"]
     assert owner in ready["message"]
     assert world.pool_objects("us-east", uid) == []
-    assert _absent(world.kube, core_v1.Secret, f"{intruder}-api-key", f"tenant-{owner}")
+    assert absent(world.kube, core_v1.Secret, f"{intruder}-api-key", f"tenant-{owner}")
 
 
 def test_the_api_key_is_published_as_a_digest_and_rotates_with_a_grace_period(
@@ -311,17 +312,6 @@ def test_the_operator_never_needed_more_than_its_roles(
         if e.get("responseStatus", {}).get("code") == 403
     ]
     assert refused == []
-
-
-def _absent(kube: lightkube.Client, resource: type, name: str, namespace: str | None) -> bool:
-    try:
-        if namespace is None:
-            kube.get(resource, name)
-        else:
-            kube.get(resource, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        return error.status.code == 404
-    return False
 
 
 def _api_key(kube: lightkube.Client, name: str) -> str:

@@ -122,13 +122,8 @@ async def dispatchers(
 
 async def submit(redis: aioredis.Redis, url: str) -> events.Event:
     """Append the batch.completed event of a fresh batch whose webhook is `url`."""
-    body = (
-        builders.make_batch(f"b-{uuid.uuid4().hex[:6]}", tenant=TENANT)
-        .uid(str(uuid.uuid4()))
-        .webhook(url)
-        .phase("Succeeded")
-        .status(progress="1/1")
-        .obj()
+    body = builders.succeeded_batch_with_webhook(
+        f"b-{uuid.uuid4().hex[:6]}", tenant=TENANT, url=url
     )
     (event,) = events.for_batch(body, now=datetime.datetime.now(datetime.UTC))
     assert await outbox.append(redis, event)

@@ -20,6 +20,7 @@ import lightkube
 from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 
+from imagegen import resources
 from imagegen.api import meta
 from imagegen.render import labels
 
@@ -97,8 +98,8 @@ async def reconcile(
     index = _index_configmap(
         tenant_name=tenant_name, tenant_uid=tenant_uid, namespace=index_namespace, keys=wanted
     )
-    live_index = await _get_or_none(
-        client, core_v1.ConfigMap, index_name(tenant_name), index_namespace
+    live_index = await resources.get_or_none(
+        client, core_v1.ConfigMap, index_name(tenant_name), namespace=index_namespace
     )
     if wanted == existing and live_index is not None and live_index.data == index.data:
         return False
@@ -115,28 +116,22 @@ async def reconcile(
 
 async def delete_index(*, client: lightkube.AsyncClient, tenant_name: str, namespace: str) -> None:
     """Remove the tenant's digest index, so the gateway stops accepting its keys."""
-    await _delete_if_present(client, core_v1.ConfigMap, index_name(tenant_name), namespace)
+    await resources.delete_if_present(
+        client, core_v1.ConfigMap, index_name(tenant_name), namespace=namespace
+    )
 
 
 async def delete_secret(*, client: lightkube.AsyncClient, tenant_name: str, namespace: str) -> None:
     """Remove the tenant's key Secret from its namespace."""
-    await _delete_if_present(client, core_v1.Secret, secret_name(tenant_name), namespace)
-
-
-async def _delete_if_present(
-    client: lightkube.AsyncClient, resource: type[Any], name: str, namespace: str
-) -> None:
-    try:
-        await client.delete(resource, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code != 404:
-            raise
+    await resources.delete_if_present(
+        client, core_v1.Secret, secret_name(tenant_name), namespace=namespace
+    )
 
 
 async def _read_state(
     *, client: lightkube.AsyncClient, name: str, namespace: str
 ) -> KeyState | None:
-    secret = await _get_or_none(client, core_v1.Secret, name, namespace)
+    secret = await resources.get_or_none(client, core_v1.Secret, name, namespace=namespace)
     if secret is None or not secret.data or CURRENT not in secret.data:
         return None
     annotations = (secret.metadata.annotations if secret.metadata else None) or {}
@@ -187,14 +182,3 @@ def _index_configmap(
         ),
         data={key: json.dumps(value, sort_keys=True) for key, value in entries.items()},
     )
-
-
-async def _get_or_none(
-    client: lightkube.AsyncClient, resource: type[Any], name: str, namespace: str
-) -> Any:
-    try:
-        return await client.get(resource, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise

@@ -9,6 +9,7 @@ import lightkube
 from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 
+from imagegen import resources
 from imagegen.render import labels
 
 
@@ -25,13 +26,10 @@ async def check(
 ) -> tuple[bool, Refusal | None]:
     """Whether the namespace exists, and a refusal when it belongs to another tenant or
     to nobody we know of (we do not adopt namespaces that were not handed over)."""
-    try:
-        namespace = await client.get(core_v1.Namespace, name)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return False, None
-        raise
-    owner = ((namespace.metadata.labels if namespace.metadata else None) or {}).get(labels.TENANT)
+    namespace = await resources.get_or_none(client, core_v1.Namespace, name)
+    if namespace is None:
+        return False, None
+    owner = _owner(namespace)
     if owner == tenant_name:
         return True, None
     if owner is None:
@@ -60,12 +58,12 @@ async def create(*, client: lightkube.AsyncClient, name: str, tenant_name: str) 
 
 async def holds_tenant(*, client: lightkube.AsyncClient, name: str, tenant_name: str) -> bool:
     """Whether the namespace exists, is labelled as the tenant's and is not being deleted."""
-    try:
-        namespace = await client.get(core_v1.Namespace, name)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return False
-        raise
-    owner = ((namespace.metadata.labels if namespace.metadata else None) or {}).get(labels.TENANT)
+    namespace = await resources.get_or_none(client, core_v1.Namespace, name)
+    if namespace is None:
+        return False
     terminating = namespace.status is not None and namespace.status.phase == "Terminating"
-    return owner == tenant_name and not terminating
+    return _owner(namespace) == tenant_name and not terminating
+
+
+def _owner(namespace: core_v1.Namespace) -> str | None:
+    return ((namespace.metadata.labels if namespace.metadata else None) or {}).get(labels.TENANT)

@@ -19,6 +19,7 @@ from lightkube.models import authorization_v1 as authorization_models
 from lightkube.models import meta_v1, rbac_v1
 from lightkube.resources import authentication_v1, authorization_v1, rbac_authorization_v1
 
+from imagegen import resources
 from imagegen.api import meta
 from imagegen.render import labels
 
@@ -80,13 +81,9 @@ async def grant(
 
 async def revoke(*, client: lightkube.AsyncClient, namespace: str) -> None:
     """Remove the operator's binding from a namespace that is no longer a tenant's."""
-    try:
-        await client.delete(
-            rbac_authorization_v1.RoleBinding, meta.TENANT_SECRETS_ROLE, namespace=namespace
-        )
-    except lightkube.ApiError as error:
-        if error.status.code != 404:
-            raise
+    await resources.delete_if_present(
+        client, rbac_authorization_v1.RoleBinding, meta.TENANT_SECRETS_ROLE, namespace=namespace
+    )
 
 
 async def _may_write_secrets(client: lightkube.AsyncClient, namespace: str) -> bool:

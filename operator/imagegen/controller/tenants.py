@@ -130,18 +130,35 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
             message=f"spec.namespace: {refusal.message}",
         )
     observe.tenant_seen(obj)
+    events = await _reconcile_management(context=context, obj=obj, namespace_exists=exists)
+    region_statuses, region_events = await _reconcile_regions(
+        context=context, obj=obj, previous=previous
+    )
+    events.extend(region_events)
+    return Outcome(
+        status=_status(
+            previous=previous,
+            region_statuses=region_statuses,
+            wanted=obj.spec.regions,
+            generation=generation,
+            now=context.clock(),
+        ),
+        events=events,
+    )
+
+
+async def _reconcile_management(
+    *, context: Context, obj: tenant.Tenant, namespace_exists: bool
+) -> list[tuple[str, str, str]]:
+    """The tenant's namespace, the operator's Secret access there, its API key and its
+    webhook signing secret; the Events worth posting."""
     events: list[tuple[str, str, str]] = []
-    if not exists:
+    if not namespace_exists:
         await namespaces.create(
             client=context.management, name=obj.spec.namespace, tenant_name=_name(obj)
         )
         events.append(("Normal", "NamespaceCreated", f"created namespace {obj.spec.namespace}"))
-    if await secretaccess.grant(
-        client=context.management,
-        namespace=obj.spec.namespace,
-        subject=context.operator_subject,
-        tenant_name=_name(obj),
-    ):
+    if await _grant_secret_access(context=context, obj=obj):
         events.append(
             (
                 "Normal",
@@ -176,20 +193,15 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
                 f"webhook signing secret in Secret {apikeys.secret_name(_name(obj))}",
             )
         )
+    return events
 
-    region_statuses, region_events = await _reconcile_regions(
-        context=context, obj=obj, previous=previous
-    )
-    events.extend(region_events)
-    return Outcome(
-        status=_status(
-            previous=previous,
-            region_statuses=region_statuses,
-            wanted=obj.spec.regions,
-            generation=generation,
-            now=context.clock(),
-        ),
-        events=events,
+
+async def _grant_secret_access(*, context: Context, obj: tenant.Tenant) -> bool:
+    return await secretaccess.grant(
+        client=context.management,
+        namespace=obj.spec.namespace,
+        subject=context.operator_subject,
+        tenant_name=_name(obj),
     )
 
 
@@ -230,12 +242,7 @@ async def cleanup(*, context: Context, body: kopf.Body) -> None:
     if await namespaces.holds_tenant(
         client=context.management, name=obj.spec.namespace, tenant_name=_name(obj)
     ):
-        await secretaccess.grant(
-            client=context.management,
-            namespace=obj.spec.namespace,
-            subject=context.operator_subject,
-            tenant_name=_name(obj),
-        )
+        await _grant_secret_access(context=context, obj=obj)
         await apikeys.delete_secret(
             client=context.management, tenant_name=_name(obj), namespace=obj.spec.namespace
         )

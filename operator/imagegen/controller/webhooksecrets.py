@@ -25,6 +25,7 @@ from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
+from imagegen import resources
 from imagegen.api import meta
 from imagegen.controller import apikeys
 from imagegen.render import labels
@@ -48,7 +49,9 @@ async def reconcile(
 ) -> bool:
     """Make the tenant's signing secret exist and be published; True when anything was
     written. An existing secret is kept: receivers already verify with it."""
-    own = await _get_or_none(client, apikeys.secret_name(tenant_name), namespace)
+    own = await resources.get_or_none(
+        client, core_v1.Secret, apikeys.secret_name(tenant_name), namespace=namespace
+    )
     secret = _value(own, meta.WEBHOOK_SECRET_KEY)
     wrote = False
     if secret is None:
@@ -66,7 +69,9 @@ async def reconcile(
             force=True,
         )
         wrote = True
-    published = await _get_or_none(client, meta.WEBHOOK_SECRETS, published_namespace)
+    published = await resources.get_or_none(
+        client, core_v1.Secret, meta.WEBHOOK_SECRETS, namespace=published_namespace
+    )
     if _value(published, tenant_name) != secret:
         await _publish(
             client, namespace=published_namespace, entries={tenant_name: _encode(secret)}
@@ -90,7 +95,9 @@ async def unpublish(
 
 async def published_tenants(*, client: lightkube.AsyncClient, namespace: str) -> set[str]:
     """Names of the tenants whose secrets are published."""
-    published = await _get_or_none(client, meta.WEBHOOK_SECRETS, namespace)
+    published = await resources.get_or_none(
+        client, core_v1.Secret, meta.WEBHOOK_SECRETS, namespace=namespace
+    )
     return set((published.data or {}) if published is not None else ())
 
 
@@ -141,12 +148,3 @@ def _value(secret: Any, key: str) -> str | None:
 
 def _encode(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
-
-
-async def _get_or_none(client: lightkube.AsyncClient, name: str, namespace: str) -> Any:
-    try:
-        return await client.get(core_v1.Secret, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise

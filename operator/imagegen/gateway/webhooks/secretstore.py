@@ -11,6 +11,7 @@ from typing import Protocol
 import lightkube
 from lightkube.resources import core_v1
 
+from imagegen import resources
 from imagegen.api import meta
 
 CACHE_SECONDS = 30.0
@@ -52,14 +53,9 @@ class SigningSecrets:
         return self._secrets.get(tenant)
 
     async def _refresh(self) -> None:
-        try:
-            secret = await self._kube.get(
-                core_v1.Secret, meta.WEBHOOK_SECRETS, namespace=self._namespace
-            )
-            data = secret.data or {}
-        except lightkube.ApiError as error:
-            if error.status.code != 404:
-                raise
-            data = {}
+        secret = await resources.get_or_none(
+            self._kube, core_v1.Secret, meta.WEBHOOK_SECRETS, namespace=self._namespace
+        )
+        data = (secret.data if secret is not None else None) or {}
         self._secrets = {name: base64.b64decode(value).decode() for name, value in data.items()}
         self._read_at = self._clock()
