@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Sequence
 
-import redis.asyncio
+from imagegen import redisconn
 
 _MICROS = 1_000_000
 
@@ -113,7 +113,7 @@ class Decision:
 class RateLimiter:
     """Decides limits with one EVALSHA each (redis-py loads the script on first use)."""
 
-    def __init__(self, *, redis: redis.asyncio.Redis) -> None:
+    def __init__(self, *, redis: redisconn.Client) -> None:
         self._script = redis.register_script(GCRA_LUA)
 
     async def decide(self, limits: Sequence[Limit], *, now: float | None = None) -> Decision:

@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
-import redis.asyncio as aioredis
-
+from imagegen import redisconn
 from imagegen.api import imagebatch, tenant
 from imagegen.queue import keys, lua, model
 
@@ -43,7 +42,7 @@ class Queue:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
+        redis: redisconn.Client,
         pool: str,
         lease_seconds: float = 60.0,
         max_attempts: int = 3,

@@ -1,0 +1,106 @@
+"""The one place a Redis client is built: a single node or a Redis Cluster, from a
+`redisconfig.RedisConnection`, with TLS, timeouts and retries with backoff.
+
+Every process (operator, gateway, worker, sim) connects through `connect`, so they agree
+on what a URL means. Code that uses a client takes `Client` (either kind): the commands we
+use behave the same on both, as long as every multi-key call stays in one hash slot, which
+the keyspaces guarantee with hash tags. Sharded pub/sub (SPUBLISH/SSUBSCRIBE) works on
+both: a single node serves every shard channel itself.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+from redis import backoff
+from redis import exceptions as redis_errors
+
+from imagegen.api import redisconfig
+
+Client = redis.asyncio.Redis | redis.asyncio.RedisCluster
+"""A client of one node or of a cluster."""
+
+RETRIED_ERRORS: tuple[type[redis_errors.RedisError], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+)
+"""Errors after which a command is tried again: the command may not have run. Our writes
+are Lua scripts or idempotent commands, so running one twice changes nothing."""
+
+
+def connect(
+    settings: redisconfig.RedisConnection,
+    *,
+    password: str | None = None,
+    decode_responses: bool = False,
+) -> Client:
+    """A client of the Redis `settings` names; it connects on first use, not here."""
+    address = settings.address
+    retry = redis.asyncio.retry.Retry(
+        backoff.ExponentialWithJitterBackoff(
+            base=settings.retry.backoff_base_seconds, cap=settings.retry.backoff_cap_seconds
+        ),
+        settings.retry.attempts,
+        supported_errors=RETRIED_ERRORS,
+    )
+    ca_file = None if settings.ca_file is None else str(settings.ca_file)
+    if address.cluster:
+        return redis.asyncio.RedisCluster(
+            startup_nodes=[
+                redis.asyncio.cluster.ClusterNode(node.host, node.port) for node in address.nodes
+            ],
+            password=password,
+            ssl=address.tls,
+            ssl_ca_certs=ca_file,
+            socket_timeout=settings.command_timeout_seconds,
+            socket_connect_timeout=settings.connect_timeout_seconds,
+            retry=retry,
+            decode_responses=decode_responses,
+        )
+    node = address.nodes[0]
+    return redis.asyncio.Redis(
+        host=node.host,
+        port=node.port,
+        db=address.db,
+        password=password,
+        ssl=address.tls,
+        ssl_ca_certs=ca_file,
+        socket_timeout=settings.command_timeout_seconds,
+        socket_connect_timeout=settings.connect_timeout_seconds,
+        retry=retry,
+        decode_responses=decode_responses,
+    )
+
+
+def connect_url(
+    url: str,
+    *,
+    password: str | None = None,
+    timeout_seconds: float | None = None,
+    decode_responses: bool = False,
+) -> Client:
+    """`connect` for a process given only a URL (a flag, or a whole URL kept in a Secret),
+    with the default retries; `timeout_seconds` bounds both connecting and each command.
+
+    A password inside the URL (`redis://:PASSWORD@host`) is taken out and used, for a URL
+    that comes from a Secret; `password` wins over it.
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if at:
+        url = scheme + sep + hosts
+        password = password or urllib.parse.unquote(userinfo.partition(":")[2]) or None
+    timeouts: dict[str, float] = {}
+    if timeout_seconds is not None:
+        timeouts = {
+            "connect_timeout_seconds": timeout_seconds,
+            "command_timeout_seconds": timeout_seconds,
+        }
+    return connect(
+        redisconfig.RedisConnection(url=url, **timeouts),
+        password=password,
+        decode_responses=decode_responses,
+    )
