@@ -10,7 +10,10 @@ both: a single node serves every shard channel itself.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import urllib.parse
+from typing import Any
 
 import redis.asyncio
 import redis.asyncio.cluster
@@ -104,3 +107,61 @@ def connect_url(
         password=password,
         decode_responses=decode_responses,
     )
+
+
+class ShardedSubscriber:
+    """SSUBSCRIBE to sharded channels on either kind of client.
+
+    On a cluster each channel is served by the node owning its slot, so the client keeps a
+    connection per such node (redis-py's ClusterPubSub, which re-subscribes after a
+    failover); a single node serves every channel on one connection. Messages are
+    `{"channel", "data"}` dicts as redis-py gives them; subscription confirmations are
+    consumed here. Pub/sub drops messages while nobody listens: they say when to look
+    again, never what the state is.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._pubsub = client.pubsub()
+        self._early: collections.deque[dict[str, Any]] = collections.deque()
+
+    async def subscribe(self, *channels: str, timeout_seconds: float = 5.0) -> None:
+        """Subscribe and wait until the server has confirmed every channel, so that a
+        message published after this returns reaches us."""
+        await self._pubsub.ssubscribe(*channels)
+        confirmed = 0
+        async with asyncio.timeout(timeout_seconds):
+            while confirmed < len(channels):
+                message = await self._next(ignore_subscribe_messages=False, wait_seconds=0.1)
+                if message is None:
+                    continue
+                if _text(message["type"]) == "ssubscribe":
+                    confirmed += 1
+                else:
+                    self._early.append(message)
+
+    async def get_message(self, *, wait_seconds: float) -> dict[str, Any] | None:
+        """The next published message, or None when none came within `wait_seconds`
+        (or only a subscription notice did)."""
+        if self._early:
+            return self._early.popleft()
+        message: dict[str, Any] | None = await self._next(
+            ignore_subscribe_messages=True, wait_seconds=wait_seconds
+        )
+        return message
+
+    async def aclose(self) -> None:
+        """Drop the subscriptions and their connections."""
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _next(self, *, ignore_subscribe_messages: bool, wait_seconds: float) -> Any:
+        if isinstance(self._pubsub, redis.asyncio.cluster.ClusterPubSub):
+            return await self._pubsub.get_sharded_message(
+                ignore_subscribe_messages=ignore_subscribe_messages, timeout=wait_seconds
+            )
+        return await self._pubsub.get_message(
+            ignore_subscribe_messages=ignore_subscribe_messages, timeout=wait_seconds
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
