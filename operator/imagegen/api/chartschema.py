@@ -115,6 +115,7 @@ def _chart_properties() -> dict[str, Any]:
                             pattern=r"^(rediss?(\+cluster)?://[^:@/]+(:[0-9]+)?(,[^:@/,]+(:[0-9]+)?)*(/[0-9]+)?)?$",
                         ),
                         "urlSecret": _SECRET_REF,
+                        "passwordSecret": _SECRET_REF,
                     }
                 ),
                 "resources": _RESOURCES,

@@ -79,6 +79,7 @@ def _lifespan(
         kube = _kube_client(config)
         store = redisconn.connect_url(
             config.redis_url,
+            password=config.redis_password,
             timeout_seconds=config.timeouts.redis_seconds,
         )
         keys, directory = keyindex.KeyIndex(), tenants.TenantDirectory()
