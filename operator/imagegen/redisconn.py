@@ -49,33 +49,25 @@ def connect(
         settings.retry.attempts,
         supported_errors=RETRIED_ERRORS,
     )
-    ca_file = None if settings.ca_file is None else str(settings.ca_file)
+    # What both kinds of client take alike; a cluster client passes it to each node's pool.
+    common: dict[str, Any] = {
+        "password": password,
+        "ssl": address.tls,
+        "ssl_ca_certs": None if settings.ca_file is None else str(settings.ca_file),
+        "socket_timeout": settings.command_timeout_seconds,
+        "socket_connect_timeout": settings.connect_timeout_seconds,
+        "retry": retry,
+        "decode_responses": decode_responses,
+    }
     if address.cluster:
         return redis.asyncio.RedisCluster(
             startup_nodes=[
                 redis.asyncio.cluster.ClusterNode(node.host, node.port) for node in address.nodes
             ],
-            password=password,
-            ssl=address.tls,
-            ssl_ca_certs=ca_file,
-            socket_timeout=settings.command_timeout_seconds,
-            socket_connect_timeout=settings.connect_timeout_seconds,
-            retry=retry,
-            decode_responses=decode_responses,
+            **common,
         )
     node = address.nodes[0]
-    return redis.asyncio.Redis(
-        host=node.host,
-        port=node.port,
-        db=address.db,
-        password=password,
-        ssl=address.tls,
-        ssl_ca_certs=ca_file,
-        socket_timeout=settings.command_timeout_seconds,
-        socket_connect_timeout=settings.connect_timeout_seconds,
-        retry=retry,
-        decode_responses=decode_responses,
-    )
+    return redis.asyncio.Redis(host=node.host, port=node.port, db=address.db, **common)
 
 
 def connect_url(
