@@ -6,27 +6,32 @@ admitted when TAT + c*T - burst*T <= now, with T = 60 s / per_minute. Several li
 decided together (requests and images of one submission): the call admits only when every
 limit admits, and then charges them all, so a refused request costs nothing.
 
-The caller passes the clock (microseconds since the epoch): the script stays
-deterministic, and tests can drive time exactly. Gateway replicas share the decision
-through Redis; their clocks need only agree to well under one emission interval.
-Keys are the caller's: in Redis Cluster all keys of one call must share a hash tag.
+Time is Redis's own (TIME, read inside the script): every gateway replica shares the
+decision through Redis, so one replica whose clock runs fast must not refill the limits
+for everyone (nor one that runs slow refuse everything). Tests may pass `now` to drive
+time exactly. Keys are the caller's: in Redis Cluster all keys of one call must share a
+hash tag.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Sequence
 
-import redis.asyncio
+from imagegen import redisconn
 
 _MICROS = 1_000_000
 
-# KEYS: one per limit. ARGV: now (µs), then per limit: interval (µs), burst, cost.
-# Reply: admitted (1/0), then per limit: remaining, reset (µs until full), retry after (µs).
+# KEYS: one per limit. ARGV: now (µs; '' = Redis TIME), then per limit: interval (µs),
+# burst, cost. Reply: admitted (1/0), then per limit: remaining, reset (µs until full),
+# retry after (µs).
 GCRA_LUA = """
 local now = tonumber(ARGV[1])
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local admitted = 1
 local state = {}
 for i = 1, #KEYS do
@@ -113,19 +118,19 @@ class Decision:
 class RateLimiter:
     """Decides limits with one EVALSHA each (redis-py loads the script on first use)."""
 
-    def __init__(self, *, redis: redis.asyncio.Redis) -> None:
+    def __init__(self, *, redis: redisconn.Client) -> None:
         self._script = redis.register_script(GCRA_LUA)
 
     async def decide(self, limits: Sequence[Limit], *, now: float | None = None) -> Decision:
         """Admit the request only if every limit admits it; charge them all when admitted.
 
-        `now` is seconds since the epoch (the wall clock when None). A limit whose cost
-        exceeds its burst can never be admitted: callers refuse such requests themselves.
+        `now` is seconds since the epoch (Redis's TIME when None; tests pass it). A limit
+        whose cost exceeds its burst can never be admitted: callers refuse such requests
+        themselves.
         """
         if not limits:
             raise ValueError("decide needs at least one limit")
-        clock = time.time() if now is None else now
-        args: list[int] = [round(clock * _MICROS)]
+        args: list[int | str] = ["" if now is None else round(now * _MICROS)]
         for limit in limits:
             args += [limit.interval_micros, limit.burst, limit.cost]
         reply = await self._script(keys=[limit.key for limit in limits], args=args)

@@ -13,11 +13,11 @@ from typing import Any
 import aiolimiter
 import httpx2
 import lightkube
-import redis.asyncio as aioredis
 import yaml
 from lightkube.resources import core_v1
 from redis import exceptions as redis_errors
 
+from imagegen import redisconn
 from imagegen.api import meta, operatorconfig
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ class RegionClient:
     name: str
     client: lightkube.AsyncClient
     limiter: aiolimiter.AsyncLimiter
-    redis: aioredis.Redis
-    """The region's Redis (queues and progress), with bounded connect and socket timeouts."""
+    redis: redisconn.Client
+    """The region's Redis (queues and progress), with bounded connect and command timeouts."""
 
     @contextlib.asynccontextmanager
     async def call(self) -> AsyncIterator[lightkube.AsyncClient]:
@@ -113,16 +113,13 @@ async def connect(
             limiter=aiolimiter.AsyncLimiter(
                 rate_limit.burst, rate_limit.burst / rate_limit.requests_per_second
             ),
-            redis=aioredis.Redis.from_url(
-                region.redis.url,
+            redis=redisconn.connect(
+                region.redis,
                 password=await _redis_password(
                     region=region,
                     management=management,
                     default_namespace=config.operator_namespace,
                 ),
-                socket_timeout=config.region_request_timeout_seconds,
-                socket_connect_timeout=config.region_connect_timeout_seconds,
-                decode_responses=False,
             ),
         )
     return Registry(clients=clients)

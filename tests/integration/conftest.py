@@ -11,8 +11,16 @@ import lightkube
 import pytest
 import redis.asyncio as aioredis
 
-from imagegen import resources
-from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
+from imagegen import redisconn, resources
+from imagegen.localcluster import (
+    build,
+    cluster,
+    install,
+    operatorsetup,
+    redis,
+    rediscluster,
+    stack,
+)
 from tests.integration import (
     argocdproc,
     gatewayproc,
@@ -107,6 +115,42 @@ async def scratch_redis(redis_server: redis.LocalRedis) -> AsyncIterator[aioredi
         host="127.0.0.1", port=redis_server.port, db=SCRATCH_DB, decode_responses=True
     )
     await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[rediscluster.LocalRedisCluster]:
+    """A real 12-node Redis Cluster (6 primaries, a replica each), started once (~3 s)."""
+    started = rediscluster.start(workdir=tmp_path_factory.mktemp("redis-cluster"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture(params=["single-node", "cluster"])
+def any_redis_url(request: pytest.FixtureRequest, redis_server: redis.LocalRedis) -> str:
+    """Once the scratch database of the single node, once the 12-node Redis Cluster."""
+    if request.param == "cluster":
+        found: rediscluster.LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return found.url
+    return f"redis://127.0.0.1:{redis_server.port}/{SCRATCH_DB}"
+
+
+async def empty_redis(url: str, *, decode_responses: bool) -> redisconn.Client:
+    """A client of `url` built by the processes' own factory, its data emptied first."""
+    client = redisconn.connect_url(url, decode_responses=decode_responses)
+    # FLUSHALL on a cluster client goes to every primary; on the single node it would also
+    # empty the other tests' databases, so there only the scratch database is emptied.
+    await (client.flushall() if url.startswith("redis+cluster") else client.flushdb())
+    return client
+
+
+@pytest.fixture
+async def any_redis(any_redis_url: str) -> AsyncIterator[redisconn.Client]:
+    """A text client of an empty Redis: one node, then the 12-node Redis Cluster."""
+    client = await empty_redis(any_redis_url, decode_responses=True)
     yield client
     await client.aclose()
 

@@ -226,8 +226,13 @@ def test_the_trial_redis_is_off_in_the_three_region_values(helm: helmtool.Helm) 
     assert container["env"] == [
         {
             "name": "IMAGEGEN_GATEWAY_REDIS_URL",
-            "valueFrom": {"secretKeyRef": {"name": "management-redis", "key": "url"}},
-        }
+            "value": "rediss+cluster://redis-0.management.example.internal:6379,"
+            "redis-1.management.example.internal:6379",
+        },
+        {
+            "name": "IMAGEGEN_GATEWAY_REDIS_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "management-redis", "key": "password"}},
+        },
     ]
 
 

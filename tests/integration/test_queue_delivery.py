@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
-import redis.asyncio as aioredis
 
+from imagegen import redisconn
 from imagegen.queue import core, keys, model
 
 """The operator's tests share this server on DB 0; the queue's tests flush their own."""
@@ -28,8 +29,9 @@ class Clock:
 
 
 @pytest.fixture
-def client(scratch_redis: aioredis.Redis) -> aioredis.Redis:
-    return scratch_redis
+def client(any_redis: redisconn.Client) -> redisconn.Client:
+    """Every test here runs on one node and on the 12-node Redis Cluster."""
+    return any_redis
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def queue(client: aioredis.Redis, clock: Clock) -> core.Queue:
+def queue(client: redisconn.Client, clock: Clock) -> core.Queue:
     """A shared-pool queue: 30 s leases, 3 attempts, the test's clock."""
     return core.Queue(
         redis=client, pool=keys.SHARED, lease_seconds=LEASE_SECONDS, max_attempts=3, clock=clock
@@ -313,19 +315,20 @@ async def test_depth_counts_queued_items_with_the_oldest_age(
 
 
 async def test_item_state_changes_are_published_on_the_batch_channel(
-    client: aioredis.Redis, queue: core.Queue
+    client: redisconn.Client, queue: core.Queue
 ) -> None:
-    pubsub = client.pubsub()
-    await pubsub.ssubscribe(queue.channel(batch_uid=BATCH.uid))
-    await pubsub.get_message(timeout=1.0)
+    subscriber = redisconn.ShardedSubscriber(client)
+    await subscriber.subscribe(queue.channel(batch_uid=BATCH.uid))
 
     await enqueue(queue, "a")
     await queue.complete(lease=await lease(queue), result={"uri": "file:///a.png"})
 
     messages = []
-    while len(messages) < 3 and (message := await pubsub.get_message(timeout=1.0)):
-        messages.append(json.loads(message["data"]))
-    await pubsub.aclose()
+    async with asyncio.timeout(10):
+        while len(messages) < 3:
+            if message := await subscriber.get_message(wait_seconds=1.0):
+                messages.append(json.loads(message["data"]))
+    await subscriber.aclose()
     assert messages == [
         {"state": "Queued", "count": 1},
         {"item": "a", "state": "Running", "attempts": 1},
@@ -355,7 +358,7 @@ async def test_lease_without_work_gives_up_after_the_wait(queue: core.Queue) -> 
 
 
 async def test_forget_deletes_every_key_of_the_batch(
-    client: aioredis.Redis, queue: core.Queue
+    client: redisconn.Client, queue: core.Queue
 ) -> None:
     await enqueue(queue, "a", "b")
     leased = await lease(queue)
@@ -365,7 +368,9 @@ async def test_forget_deletes_every_key_of_the_batch(
     assert not await queue.renew(lease=leased)
     assert not await queue.complete(lease=leased, result={})
     assert await queue.lease(worker_id="w1") is None
-    assert sorted(await client.keys("*")) == [queue.keyspace.seq, queue.keyspace.weight]
+    # SCAN, not KEYS: a cluster client scans every primary.
+    left = sorted([key async for key in client.scan_iter(match="*")])
+    assert left == [queue.keyspace.seq, queue.keyspace.weight]
 
 
 async def test_in_flight_counts_the_items_leased_and_not_yet_finished(queue: core.Queue) -> None:
@@ -393,3 +398,26 @@ async def test_a_redelivery_says_why_the_previous_lease_ended(
     assert (retried.item_id, retried.attempt, retried.previous_error) == (
         first.item_id, 3, "provider busy",
     )  # fmt: skip
+
+
+async def test_without_a_clock_leases_and_ages_follow_redis_time_not_the_hosts(
+    client: redisconn.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers and the operator compare lease expiries across hosts: in production the
+    scripts read Redis TIME. A host 30 s fast changes no expiry and steals no lease."""
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 30)
+    queue = core.Queue(redis=client, pool=keys.SHARED, lease_seconds=LEASE_SECONDS)
+    await enqueue(queue, "a", "b", "c")
+    held = await lease(queue)
+    seconds, micros = await client.time()
+    server_now = seconds + micros / 1e6
+    # Within the few seconds a loaded machine may take between the two calls.
+    assert server_now + LEASE_SECONDS - 5 <= held.expires_at <= server_now + LEASE_SECONDS
+    # A second worker with the same fast clock takes the next item, not the held one.
+    assert (await lease(queue, worker_id="w2")).item_id == "b"
+    assert await queue.requeue_expired() == 0
+    assert await queue.renew(lease=held)
+    [waiting] = (await queue.depth()).values()
+    assert waiting.queued == 1
+    assert 0 <= waiting.oldest_age_seconds < 5

@@ -6,27 +6,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 from redis import crc
 
+from imagegen import redisconn
 from imagegen.api import imagebatch, tenant
-from imagegen.localcluster import redis as localredis
 from imagegen.queue import core, keys, model
-
-# The operator's tests share this server on DB 0; the queue's tests flush their own.
-QUEUE_DB = 9
+from tests.integration import conftest
 
 
 @pytest.fixture
-async def client(redis_server: localredis.LocalRedis) -> AsyncIterator[aioredis.Redis]:
-    """A client of an empty database on the session's redis-server."""
-    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port, db=QUEUE_DB)
-    await client.flushdb()
+async def client(any_redis_url: str) -> AsyncIterator[redisconn.Client]:
+    """A bytes client of an empty Redis: one node, then the 12-node Redis Cluster."""
+    client = await conftest.empty_redis(any_redis_url, decode_responses=False)
     yield client
     await client.aclose()
 
 
-def make_queue(client: aioredis.Redis, pool: str = keys.SHARED) -> core.Queue:
+def make_queue(client: redisconn.Client, pool: str = keys.SHARED) -> core.Queue:
     return core.Queue(redis=client, pool=pool, clock=lambda: 1_700_000_000.0)
 
 
@@ -58,7 +54,7 @@ async def drain(queue: core.Queue) -> list[tuple[str, str]]:
     return served
 
 
-async def test_enqueue_twice_enqueues_once(client: aioredis.Redis) -> None:
+async def test_enqueue_twice_enqueues_once(client: redisconn.Client) -> None:
     queue = make_queue(client)
     ref = batch("b1", "acme")
 
@@ -71,7 +67,7 @@ async def test_enqueue_twice_enqueues_once(client: aioredis.Redis) -> None:
 
 
 async def test_enqueue_after_completion_does_not_run_an_item_again(
-    client: aioredis.Redis,
+    client: redisconn.Client,
 ) -> None:
     queue = make_queue(client)
     ref = batch("b1", "acme")
@@ -82,7 +78,7 @@ async def test_enqueue_after_completion_does_not_run_an_item_again(
     assert await queue.lease(worker_id="w") is None
 
 
-async def test_priority_tier_is_served_before_a_standard_backlog(client: aioredis.Redis) -> None:
+async def test_priority_tier_is_served_before_a_standard_backlog(client: redisconn.Client) -> None:
     queue = make_queue(client)
     await queue.enqueue_batch(batch=batch("s1", "slow", priority="high"), items=numbered("s", 20))
     await queue.enqueue_batch(batch=batch("s2", "other"), items=numbered("o", 20))
@@ -98,7 +94,7 @@ async def test_priority_tier_is_served_before_a_standard_backlog(client: aioredi
     )
 
 
-async def test_priority_tier_arriving_mid_backlog_goes_next(client: aioredis.Redis) -> None:
+async def test_priority_tier_arriving_mid_backlog_goes_next(client: redisconn.Client) -> None:
     queue = make_queue(client)
     await queue.enqueue_batch(batch=batch("s1", "slow"), items=numbered("s", 10))
     first = await drain_some(queue, 3)
@@ -121,7 +117,7 @@ async def drain_some(queue: core.Queue, count: int) -> list[tuple[str, str]]:
     return served
 
 
-async def test_high_before_normal_before_low_within_a_tenant(client: aioredis.Redis) -> None:
+async def test_high_before_normal_before_low_within_a_tenant(client: redisconn.Client) -> None:
     queue = make_queue(client)
     await queue.enqueue_batch(batch=batch("low", "acme", priority="low"), items=items("l1", "l2"))
     await queue.enqueue_batch(batch=batch("n1", "acme"), items=items("n1", "n2"))
@@ -141,7 +137,7 @@ async def test_high_before_normal_before_low_within_a_tenant(client: aioredis.Re
 
 @pytest.mark.parametrize(("weight_a", "weight_b"), [(1, 1), (2, 1), (3, 2)])
 async def test_shared_pool_serves_tenants_by_weight_in_every_window_of_100(
-    client: aioredis.Redis, weight_a: int, weight_b: int
+    client: redisconn.Client, weight_a: int, weight_b: int
 ) -> None:
     queue = make_queue(client)
     for n in range(10):
@@ -163,7 +159,7 @@ async def test_shared_pool_serves_tenants_by_weight_in_every_window_of_100(
 
 
 async def test_tenant_arriving_behind_a_backlog_is_served_within_one_round(
-    client: aioredis.Redis,
+    client: redisconn.Client,
 ) -> None:
     queue = make_queue(client)
     await queue.enqueue_batch(batch=batch("big", "big", weight=3), items=numbered("x", 100))
@@ -176,7 +172,7 @@ async def test_tenant_arriving_behind_a_backlog_is_served_within_one_round(
 
 
 async def test_tenants_of_a_dedicated_pool_are_apart_from_the_shared_pool(
-    client: aioredis.Redis,
+    client: redisconn.Client,
 ) -> None:
     shared = make_queue(client)
     dedicated = make_queue(client, pool=keys.dedicated(tenant="acme"))
@@ -186,7 +182,7 @@ async def test_tenants_of_a_dedicated_pool_are_apart_from_the_shared_pool(
     assert await drain(dedicated) == [("d1", "a")]
 
 
-async def test_every_key_of_a_pool_hashes_to_one_slot(client: aioredis.Redis) -> None:
+async def test_every_key_of_a_pool_hashes_to_one_slot(client: redisconn.Client) -> None:
     pool = keys.dedicated(tenant="acme")
     queue = make_queue(client, pool=pool)
     await queue.enqueue_batch(batch=batch("b1", "acme", tier="priority"), items=items("a", "b"))

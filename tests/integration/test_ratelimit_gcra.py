@@ -1,13 +1,24 @@
-"""GCRA in a real Redis: the script the gateway runs, driven with an explicit clock so
-that the ideal count is exact and no assertion depends on how fast this machine is."""
+"""GCRA in a real Redis, one node and the 12-node Redis Cluster: the script the gateway
+runs, driven with an explicit clock so that the ideal count is exact and no assertion
+depends on how fast this machine is; and, on Redis's own clock, a replica whose clock is
+off admits no one else."""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
+import time
+from collections.abc import Awaitable, Callable
 
-from imagegen import ratelimit
+import pytest
+
+from imagegen import ratelimit, redisconn
 
 START = 1_800_000_000.0
+
+
+@pytest.fixture
+def scratch_redis(any_redis: redisconn.Client) -> redisconn.Client:
+    """Every test here runs on one node and on the 12-node Redis Cluster."""
+    return any_redis
 
 
 def limit(key: str, *, per_minute: int, burst: int, cost: int = 1) -> ratelimit.Limit:
@@ -15,7 +26,7 @@ def limit(key: str, *, per_minute: int, burst: int, cost: int = 1) -> ratelimit.
 
 
 async def test_a_burst_of_2000_is_admitted_at_once_and_the_2001st_is_not(
-    scratch_redis: aioredis.Redis,
+    scratch_redis: redisconn.Client,
 ) -> None:
     limiter = ratelimit.RateLimiter(redis=scratch_redis)
     premium = limit("burst", per_minute=1000, burst=2000)
@@ -28,7 +39,7 @@ async def test_a_burst_of_2000_is_admitted_at_once_and_the_2001st_is_not(
 
 
 async def test_at_ten_times_the_rate_the_admitted_count_is_the_gcra_ideal(
-    scratch_redis: aioredis.Redis,
+    scratch_redis: redisconn.Client,
 ) -> None:
     limiter = ratelimit.RateLimiter(redis=scratch_redis)
     rate_per_minute, burst, seconds = 6000, 100, 10
@@ -48,7 +59,7 @@ async def test_at_ten_times_the_rate_the_admitted_count_is_the_gcra_ideal(
 
 
 async def test_a_refused_request_charges_none_of_its_limits(
-    scratch_redis: aioredis.Redis,
+    scratch_redis: redisconn.Client,
 ) -> None:
     limiter = ratelimit.RateLimiter(redis=scratch_redis)
     requests = limit("requests", per_minute=60, burst=10)
@@ -63,7 +74,7 @@ async def test_a_refused_request_charges_none_of_its_limits(
 
 
 async def test_time_refills_the_limit_up_to_the_burst_and_no_further(
-    scratch_redis: aioredis.Redis,
+    scratch_redis: redisconn.Client,
 ) -> None:
     limiter = ratelimit.RateLimiter(redis=scratch_redis)
     small = limit("refill", per_minute=60, burst=3)
@@ -73,3 +84,36 @@ async def test_time_refills_the_limit_up_to_the_burst_and_no_further(
     assert after_an_hour.admitted
     assert after_an_hour.outcomes[0].remaining == 2
     assert after_an_hour.outcomes[0].reset_seconds == 1.0
+
+
+async def test_a_gateway_replica_30_seconds_fast_admits_no_more_than_the_burst(
+    scratch_redis: redisconn.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas share one limit (6 a minute, burst 5), taking turns. With its host's
+    clock the fast one would find 3 units refilled (30 s / 10 s) and admit 7 of 12 at
+    once (seen before the limiter read Redis TIME); on Redis's clock the burst is the
+    burst: 5, plus one per 10 s that the run really took."""
+    real_time = time.time
+
+    async def fast(call: Callable[[], Awaitable[ratelimit.Decision]]) -> ratelimit.Decision:
+        monkeypatch.setattr(time, "time", lambda: real_time() + 30)
+        try:
+            return await call()
+        finally:
+            monkeypatch.setattr(time, "time", real_time)
+
+    async def server_seconds() -> float:
+        seconds, micros = await scratch_redis.time()
+        return seconds + micros / 1e6
+
+    replicas = [ratelimit.RateLimiter(redis=scratch_redis) for _ in range(2)]
+    shared = limit("skewed", per_minute=6, burst=5)
+    started = await server_seconds()
+    admitted = []
+    for n in range(12):
+        replica = replicas[n % 2]
+        call = lambda replica=replica: replica.decide([shared])  # noqa: E731
+        admitted.append((await (fast(call) if n % 2 else call())).admitted)
+    refilled = int((await server_seconds() - started) / 10)
+    assert admitted[:5] == [True] * 5
+    assert sum(admitted) <= 5 + refilled

@@ -112,9 +112,10 @@ def _chart_properties() -> dict[str, Any]:
                     {
                         "url": _string(
                             "The management Redis; empty for the bundled one.",
-                            pattern=r"^(rediss?://[^:@/]+(:[0-9]+)?(/[0-9]+)?)?$",
+                            pattern=r"^(rediss?(\+cluster)?://[^:@/]+(:[0-9]+)?(,[^:@/,]+(:[0-9]+)?)*(/[0-9]+)?)?$",
                         ),
                         "urlSecret": _SECRET_REF,
+                        "passwordSecret": _SECRET_REF,
                     }
                 ),
                 "resources": _RESOURCES,

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Self
 import pydantic
 import yaml
 
-from imagegen.api import meta, tenant
+from imagegen.api import meta, redisconfig, tenant
 
 Quantity = Annotated[str, pydantic.Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")]
 
@@ -34,11 +34,9 @@ class SecretKeyRef(meta.Model):
     the operator read Secrets only there: another namespace needs a Role of your own."""
 
 
-class RegionRedis(meta.Model):
-    """How workers of a region reach its Redis."""
+class RegionRedis(redisconfig.RedisConnection):
+    """How the operator and the workers of a region reach its Redis (one node or a cluster)."""
 
-    url: Annotated[str, pydantic.Field(pattern=r"^rediss?://[^:@/]+(:[0-9]+)?(/[0-9]+)?$")]
-    """redis:// or rediss:// URL without credentials (a password goes in passwordSecret)."""
     password_secret: SecretKeyRef | None = None
     """Secret in the regional cluster's workers namespace holding the Redis password."""
 

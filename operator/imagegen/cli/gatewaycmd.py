@@ -13,6 +13,7 @@ import yaml
 from imagegen.gateway import app, openapi, server, settings
 
 _REDIS_URL_VARIABLE = "IMAGEGEN_GATEWAY_REDIS_URL"
+_REDIS_PASSWORD_VARIABLE = "IMAGEGEN_GATEWAY_REDIS_PASSWORD"  # noqa: S105 - a variable name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = (
         f"The management Redis URL may carry a password, so it is read from the settings"
-        f" file or ${_REDIS_URL_VARIABLE}, never from a flag."
+        f" file or ${_REDIS_URL_VARIABLE}, never from a flag; its password may come from"
+        f" ${_REDIS_PASSWORD_VARIABLE} instead."
     )
 
 
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             images_dir=args.images_dir,
             webhook_allowlist=args.webhook_allowlist,
             redis_url=os.environ.get(_REDIS_URL_VARIABLE),
+            redis_password=os.environ.get(_REDIS_PASSWORD_VARIABLE),
         )
     except OSError as error:
         print(f"{args.config}: {error.strerror}", file=sys.stderr)

@@ -17,7 +17,7 @@ from fastapi import exceptions, responses
 from lightkube.resources import core_v1
 from starlette import exceptions as starlette_exceptions
 
-from imagegen import ratelimit, resources
+from imagegen import ratelimit, redisconn, resources
 from imagegen.api import meta
 from imagegen.gateway import (
     batchstore,
@@ -77,10 +77,10 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
         kube = _kube_client(config)
-        store = redis.asyncio.Redis.from_url(
+        store = redisconn.connect_url(
             config.redis_url,
-            socket_timeout=config.timeouts.redis_seconds,
-            socket_connect_timeout=config.timeouts.redis_seconds,
+            password=config.redis_password,
+            timeout_seconds=config.timeouts.redis_seconds,
         )
         keys, directory = keyindex.KeyIndex(), tenants.TenantDirectory()
         watchers = [
@@ -149,7 +149,7 @@ def _kube_client(config: settings.GatewaySettings) -> lightkube.AsyncClient:
 
 
 def _webhook_service(
-    config: settings.GatewaySettings, *, kube: lightkube.AsyncClient, redis: redis.asyncio.Redis
+    config: settings.GatewaySettings, *, kube: lightkube.AsyncClient, redis: redisconn.Client
 ) -> service.WebhookService | None:
     if not config.webhooks_enabled:
         return None

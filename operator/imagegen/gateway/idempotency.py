@@ -16,8 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-import redis.asyncio
-
+from imagegen import redisconn
 from imagegen.gateway import keyspace
 
 KEEP_SECONDS = 24 * 3600
@@ -55,7 +54,7 @@ def fingerprint(*, method: str, path: str, body: Any) -> str:
 class IdempotencyStore:
     """Claims and stored responses in Redis."""
 
-    def __init__(self, *, redis: redis.asyncio.Redis) -> None:
+    def __init__(self, *, redis: redisconn.Client) -> None:
         self._redis = redis
 
     async def claim(

@@ -8,10 +8,9 @@ import datetime
 from typing import Annotated
 
 import fastapi
-import redis.asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imagegen import logs, ratelimit
+from imagegen import logs, ratelimit, redisconn
 from imagegen.gateway import (
     batchstore,
     idempotency,
@@ -37,7 +36,7 @@ class Services:
     batches: batchstore.BatchStore
     limiter: ratelimit.RateLimiter
     idempotency: idempotency.IdempotencyStore
-    redis: redis.asyncio.Redis
+    redis: redisconn.Client
 
 
 def services(request: fastapi.requests.HTTPConnection) -> Services:

@@ -44,6 +44,9 @@ class GatewaySettings(pydantic.BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
     """The management Redis: rate limits, idempotency records, the webhook outbox.
     Never logged: it may carry a password."""
+    redis_password: str | None = pydantic.Field(default=None, repr=False)
+    """The management Redis's password, when the URL carries none (from a Secret, through
+    the environment). Never logged."""
     operator_namespace: meta.DnsLabel = "imagegen-system"
     """Where the operator publishes the API-key digest index ConfigMaps."""
     webhook_allowlist: list[str] = pydantic.Field(default_factory=list)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import shutil
+import signal
 import socket
 import time
+from collections.abc import Sequence
 
 from imagegen.localcluster import process
 
@@ -36,6 +39,12 @@ class LocalRedis:
         """Stop and reap the server."""
         self.child.stop()
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a crashed node: no shutdown, nothing flushed."""
+        if self.child.running():
+            os.killpg(self.child.pid, signal.SIGKILL)
+            self.child.popen.wait(timeout=10)
+
     def restart(self, *, timeout_seconds: float = 20.0) -> None:
         """Start the stopped server again on the same port (its data is gone: no disk)."""
         self.child = process.spawn(
@@ -44,15 +53,22 @@ class LocalRedis:
         _wait_for_ping(self, timeout_seconds=timeout_seconds)
 
 
-def start(*, workdir: pathlib.Path, timeout_seconds: float = 20.0) -> LocalRedis:
-    """Start redis-server in workdir and wait until it answers PING."""
+def start(
+    *,
+    workdir: pathlib.Path,
+    timeout_seconds: float = 20.0,
+    port: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> LocalRedis:
+    """Start redis-server in workdir (on `port`, or a free one) and wait until it answers
+    PING; `extra_args` are more `--name value` settings (a cluster node's, say)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise process.StartError(
             "redis-server is not on PATH; `make test` installs it (apt-get install redis-server)"
         )
     workdir.mkdir(parents=True, exist_ok=True)
-    port = process.free_port()
+    port = port or process.free_port()
     argv = [
         binary,
         "--port",
@@ -68,6 +84,7 @@ def start(*, workdir: pathlib.Path, timeout_seconds: float = 20.0) -> LocalRedis
         "no",
         "--daemonize",
         "no",
+        *extra_args,
     ]
     server = LocalRedis(
         port=port,

@@ -1,9 +1,10 @@
 """`Queue`: one pool's fair priority queue, one Lua script per operation.
 
-Every method is one round trip (`lease` with a wait polls, see there). Times come from the
-injected `clock` (Unix seconds) and reach Lua as milliseconds, so tests can expire leases
-by moving the clock instead of sleeping. The clock is wall time, not monotonic, because
-lease expiry is compared across processes.
+Every method is one round trip (`lease` with a wait polls, see there). Times are Redis's
+own clock (TIME, read inside each script): lease expiry is compared across every worker
+and the operator, so one host whose clock is off must not expire or keep others' leases.
+Tests inject a `clock` (Unix seconds, sent to Lua as milliseconds) to expire leases by
+moving it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
-import redis.asyncio as aioredis
-
+from imagegen import redisconn
 from imagegen.api import imagebatch, tenant
 from imagegen.queue import keys, lua, model
 
@@ -43,11 +43,11 @@ class Queue:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
+        redis: redisconn.Client,
         pool: str,
         lease_seconds: float = 60.0,
         max_attempts: int = 3,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if lease_seconds <= 0 or max_attempts < 1:
             raise ValueError("lease_seconds must be > 0 and max_attempts >= 1")
@@ -189,7 +189,7 @@ class Queue:
         Each goes back to its lane keeping its place, or fails with "lease expired" once it
         has had `max_attempts` leases. `lease` also does this for a few at a time.
         """
-        now_ms = self._now_ms() if now is None else round(now * 1000)
+        now_ms = self._now_ms() if now is None else str(round(now * 1000))
         total = 0
         while True:
             taken = int(
@@ -254,17 +254,14 @@ class Queue:
     async def depth(self) -> dict[model.DepthKey, model.LaneDepth]:
         """Queued items per (tenant, tier, priority) with the oldest one's age; lanes with
         nothing queued are absent."""
-        rows = await self._scripts.depth(keys=self.keyspace.pool_keys(), args=[])
-        now_ms = self._now_ms()
+        rows = await self._scripts.depth(keys=self.keyspace.pool_keys(), args=[self._now_ms()])
         return {
             (
                 _text(tenant_name),
                 _choice(tier, _TIERS),
                 _choice(priority, _PRIORITIES),
-            ): model.LaneDepth(
-                queued=int(queued), oldest_age_seconds=max(0, now_ms - int(enqueued)) / 1000
-            )
-            for tenant_name, tier, priority, queued, enqueued in rows
+            ): model.LaneDepth(queued=int(queued), oldest_age_seconds=int(age_ms) / 1000)
+            for tenant_name, tier, priority, queued, age_ms in rows
         }
 
     def _item_key(self, lease: model.Lease) -> str:
@@ -273,8 +270,9 @@ class Queue:
     def _batch_keys(self, batch_uid: str) -> tuple[str, str]:
         return self.keyspace.batch(uid=batch_uid), self.keyspace.batch_items(uid=batch_uid)
 
-    def _now_ms(self) -> int:
-        return round(self._clock() * 1000)
+    def _now_ms(self) -> str:
+        """The caller's time for a script, or '' for the script to read Redis TIME."""
+        return "" if self._clock is None else str(round(self._clock() * 1000))
 
     def _lease_ms(self) -> int:
         return round(self.lease_seconds * 1000)

@@ -10,8 +10,9 @@ import dataclasses
 import functools
 import importlib.resources
 
-import redis.asyncio
 from redis.commands.core import AsyncScript
+
+from imagegen import redisconn
 
 
 @functools.cache
@@ -39,7 +40,7 @@ class Scripts:
     depth: AsyncScript
 
 
-def register(*, client: redis.asyncio.Redis) -> Scripts:
+def register(*, client: redisconn.Client) -> Scripts:
     """Register every script on `client` (loaded by EVALSHA on first use, then cached)."""
     return Scripts(
         **{

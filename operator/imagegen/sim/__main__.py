@@ -16,10 +16,9 @@ import sys
 from collections.abc import Sequence
 
 import lightkube
-import redis.asyncio as aioredis
 from lightkube.resources import apps_v1
 
-from imagegen import resources
+from imagegen import redisconn, resources
 from imagegen.sim import driver
 
 _DEPLOYMENT_WAIT_SECONDS = 120
@@ -69,9 +68,7 @@ def _target(value: str) -> tuple[str, str]:
 
 async def _run(args: argparse.Namespace, targets: Sequence[tuple[str, str]]) -> None:
     kube = resources.async_client_from_kubeconfig(path=args.kubeconfig)
-    redis = aioredis.Redis.from_url(
-        args.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-    )
+    redis = redisconn.connect_url(args.redis_url, decode_responses=True)
     try:
         pools = [
             driver.PoolTarget(

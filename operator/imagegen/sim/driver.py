@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightkube
-import redis.asyncio as aioredis
 from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
+from imagegen import redisconn
 from imagegen.queue import core
 from imagegen.sim import load
 
@@ -43,7 +43,7 @@ class PoolTarget:
 async def drive_once(
     *,
     kube: lightkube.AsyncClient,
-    redis: aioredis.Redis,
+    redis: redisconn.Client,
     targets: Sequence[PoolTarget],
     noise: float = 0.0,
     rng: random.Random | None = None,
@@ -73,7 +73,7 @@ async def drive_once(
 async def drive_forever(
     *,
     kube: lightkube.AsyncClient,
-    redis: aioredis.Redis,
+    redis: redisconn.Client,
     targets: Sequence[PoolTarget],
     interval: float = 2.0,
     noise: float = 0.0,

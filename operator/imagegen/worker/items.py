@@ -27,7 +27,9 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal, Protocol, TypeVar
 
 from PIL import Image
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from imagegen.api import imagebatch
 from imagegen.queue import core, model, payload
@@ -45,6 +47,8 @@ Interruption = Literal["lost", "abandoned"]
 _T = TypeVar("_T")
 
 PROMPT_LOG_CHARS = 80
+_OUTAGE_FIRST_DELAY_SECONDS = 0.1
+_OUTAGE_MAX_DELAY_SECONDS = 1.0
 """Prompts are tenants' data: logs show at most this much of one."""
 
 
@@ -149,7 +153,9 @@ class ItemRunner:
         if generated == "abandoned" and await self._queue.release(lease=lease):
             logger.warning("item %s: handed back unfinished (stopping)", _name(lease))
             return "released"
-        if not isinstance(generated, chain.Outcome) or not await self._queue.renew(lease=lease):
+        if not isinstance(generated, chain.Outcome) or not await self._through_outage(
+            lease=lease, call=lambda: self._queue.renew(lease=lease)
+        ):
             # Another delivery owns the item now; storing here could only race with it.
             logger.warning("item %s: lease lost, result dropped", _name(lease))
             return "lost"
@@ -159,11 +165,30 @@ class ItemRunner:
             format=work.format,
             data=generated.image.data,
         )
-        recorded = await self._queue.complete(
-            lease=lease, result=result_of(outcome=generated, uri=uri)
+        result = result_of(outcome=generated, uri=uri)
+        recorded = await self._through_outage(
+            lease=lease, call=lambda: self._queue.complete(lease=lease, result=result)
         )
         logger.info("item %s: stored by %s", _name(lease), generated.provider)
         return "succeeded" if recorded else "dropped"
+
+    async def _through_outage(
+        self, *, lease: model.Lease, call: Callable[[], Coroutine[Any, Any, _T]]
+    ) -> _T:
+        """`call`, tried again on a connection error for up to one lease period: a Redis
+        that fails over (a replica promoted in a few seconds) must not cost an image made
+        already. Late is safe: a lost lease answers no, and the first result wins."""
+        deadline = self._clock() + self._queue.lease_seconds
+        delay = _OUTAGE_FIRST_DELAY_SECONDS
+        while True:
+            try:
+                return await call()
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                if self._clock() + delay > deadline:
+                    raise
+                logger.warning("item %s: redis unreachable (%s); retrying", _name(lease), error)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, _OUTAGE_MAX_DELAY_SECONDS)
 
     async def _generate(self, *, work: payload.WorkItem) -> chain.Outcome:
         providers = chain_for(work=work, providers=self._providers)

@@ -21,10 +21,9 @@ import os
 import pathlib
 import socket
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from imagegen import logs
+from imagegen import logs, redisconn
 from imagegen.metrics import worker as metrics
 from imagegen.queue import core, keys
 from imagegen.worker import health, instrument, items, storage
@@ -111,12 +110,7 @@ async def run(*, settings: WorkerSettings, stop: asyncio.Event) -> None:
     (a missing API key).
     """
     providers = await _build_providers(settings=settings)
-    client = aioredis.Redis.from_url(
-        settings.redis_url,
-        password=settings.redis_password,
-        socket_timeout=5.0,
-        socket_connect_timeout=3.0,
-    )
+    client = redisconn.connect_url(settings.redis_url, password=settings.redis_password)
     try:
         queue = core.Queue(
             redis=client,
@@ -170,7 +164,7 @@ class Worker:
         *,
         queue: core.Queue,
         runner: items.ItemRunner,
-        client: aioredis.Redis,
+        client: redisconn.Client,
         settings: WorkerSettings,
     ) -> None:
         self._queue = queue

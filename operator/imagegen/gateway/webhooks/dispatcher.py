@@ -20,10 +20,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx2
 import lightkube
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from imagegen import logs
+from imagegen import logs, redisconn
 from imagegen.gateway.webhooks import delivery, loops, outbox, schedule, secretstore, signing, ssrf
 from imagegen.metrics import gateway as catalogue
 
@@ -56,7 +55,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
+        redis: redisconn.Client,
         secrets: secretstore.SecretSource,
         allowlist: Sequence[str],
         consumer: str,

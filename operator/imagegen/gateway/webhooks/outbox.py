@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from imagegen import redisconn
 from imagegen.gateway.webhooks import events, keys
 
 EMITTED_TTL_SECONDS = 30 * 24 * 3600
@@ -71,7 +71,7 @@ class Entry:
     body: bytes
 
 
-async def append(client: aioredis.Redis, event: events.Event) -> bool:
+async def append(client: redisconn.Client, event: events.Event) -> bool:
     """Append the event unless it was appended before; True when it was appended now."""
     fields = {
         "msg_id": event.msg_id,
@@ -88,13 +88,13 @@ async def append(client: aioredis.Redis, event: events.Event) -> bool:
     return added is not None
 
 
-async def depth(client: aioredis.Redis) -> int:
+async def depth(client: redisconn.Client) -> int:
     """Entries not settled for good: new, in flight, or awaiting a retry (a final settle
     deletes the entry from the stream; a retry leaves it there)."""
     return int(await client.xlen(keys.stream()))
 
 
-async def ensure_group(client: aioredis.Redis) -> None:
+async def ensure_group(client: redisconn.Client) -> None:
     """Create the dispatchers' consumer group (and the stream) if missing."""
     try:
         await client.xgroup_create(keys.stream(), keys.GROUP, id="0", mkstream=True)
@@ -104,7 +104,7 @@ async def ensure_group(client: aioredis.Redis) -> None:
 
 
 async def read_new(
-    client: aioredis.Redis, *, consumer: str, count: int, block_ms: int
+    client: redisconn.Client, *, consumer: str, count: int, block_ms: int
 ) -> list[Entry]:
     """Entries no dispatcher has read yet; they stay pending for `consumer` until settled."""
     reply: Any = await client.xreadgroup(
@@ -114,7 +114,7 @@ async def read_new(
 
 
 async def claim_abandoned(
-    client: aioredis.Redis, *, consumer: str, min_idle_ms: int, count: int
+    client: redisconn.Client, *, consumer: str, min_idle_ms: int, count: int
 ) -> list[Entry]:
     """Pending entries that a dispatcher read and never settled for `min_idle_ms` (it
     died mid-attempt), now pending for `consumer`."""
@@ -125,7 +125,7 @@ async def claim_abandoned(
 
 
 async def take_due(
-    client: aioredis.Redis, *, now: float, lease_seconds: float, limit: int
+    client: redisconn.Client, *, now: float, lease_seconds: float, limit: int
 ) -> list[Entry]:
     """Retries that are due, each leased so that no other dispatcher takes it meanwhile;
     one whose entry vanished is dropped from the schedule."""
@@ -141,7 +141,7 @@ async def take_due(
     return found
 
 
-async def attempts_made(client: aioredis.Redis, entry_id: str) -> int:
+async def attempts_made(client: redisconn.Client, entry_id: str) -> int:
     """Attempts made so far on an entry (0 before the first)."""
     value = await client.hget(keys.attempts(), entry_id)
     return int(_text(value)) if value is not None else 0
@@ -161,7 +161,7 @@ class Outcome:
     """When retrying: Unix time of the next attempt."""
 
 
-async def settle(client: aioredis.Redis, *, entry: Entry, outcome: Outcome, now: float) -> None:
+async def settle(client: redisconn.Client, *, entry: Entry, outcome: Outcome, now: float) -> None:
     """Record the outcome and either finish the entry or schedule its next attempt."""
     await client.eval(
         _SETTLE,
@@ -182,18 +182,18 @@ async def settle(client: aioredis.Redis, *, entry: Entry, outcome: Outcome, now:
     )
 
 
-async def record(client: aioredis.Redis, msg_id: str) -> dict[str, str]:
+async def record(client: redisconn.Client, msg_id: str) -> dict[str, str]:
     """The latest outcome of a message: state, attempts, status, error, updated."""
     raw = await client.hgetall(keys.delivery(msg_id))
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
-async def disable(client: aioredis.Redis, *, tenant: str, url: str, now: float) -> None:
+async def disable(client: redisconn.Client, *, tenant: str, url: str, now: float) -> None:
     """Stop delivering to an endpoint that said it is gone."""
     await client.set(keys.disabled(tenant=tenant, url=url), repr(now), ex=DISABLED_TTL_SECONDS)
 
 
-async def is_disabled(client: aioredis.Redis, *, tenant: str, url: str) -> bool:
+async def is_disabled(client: redisconn.Client, *, tenant: str, url: str) -> bool:
     """Whether the endpoint answered 410 before."""
     return bool(await client.exists(keys.disabled(tenant=tenant, url=url)))
 

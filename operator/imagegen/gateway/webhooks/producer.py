@@ -17,10 +17,9 @@ from typing import Any
 import httpx2
 import lightkube
 import pydantic
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from imagegen import resources
+from imagegen import redisconn, resources
 from imagegen.gateway.webhooks import events, loops, outbox
 
 logger = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ _RESTARTED_BY: tuple[type[Exception], ...] = (
 async def run(
     *,
     kube: lightkube.AsyncClient,
-    redis: aioredis.Redis,
+    redis: redisconn.Client,
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     pause_seconds: float = RESTART_PAUSE_SECONDS,
 ) -> None:
@@ -70,7 +69,7 @@ async def run(
 async def _watch_once(
     *,
     kube: lightkube.AsyncClient,
-    redis: aioredis.Redis,
+    redis: redisconn.Client,
     clock: Callable[[], datetime.datetime],
 ) -> None:
     async for kind, obj in kube.watch(
@@ -85,7 +84,7 @@ async def _watch_once(
 
 
 async def append_events(
-    *, redis: aioredis.Redis, body: dict[str, Any], now: datetime.datetime
+    *, redis: redisconn.Client, body: dict[str, Any], now: datetime.datetime
 ) -> list[events.Event]:
     """Append the events one version of a batch stands for; return those new to the outbox."""
     try:

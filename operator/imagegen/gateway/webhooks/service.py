@@ -11,8 +11,8 @@ import socket
 from typing import Protocol
 
 import lightkube
-import redis.asyncio as aioredis
 
+from imagegen import redisconn
 from imagegen.gateway.webhooks import dispatcher, producer, secretstore, ssrf
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class WebhookService:
         self,
         *,
         kube: lightkube.AsyncClient,
-        redis: aioredis.Redis,
+        redis: redisconn.Client,
         settings: Settings,
         options: dispatcher.Options | None = None,
         resolver: ssrf.Resolver | None = None,

@@ -1,6 +1,7 @@
 -- Prepended to every script by imagegen/queue/lua.py. KEYS[1..6] are the pool keys in the
--- order of keys.Keyspace.pool_keys(); a script's own keys follow. Times are Unix ms, given
--- by the caller (never TIME), so a test can move the clock.
+-- order of keys.Keyspace.pool_keys(); a script's own keys follow. Times are Unix ms from
+-- Redis TIME, one clock for every worker and operator whatever their hosts' clocks say; a
+-- caller may pass its own instead (tests move time that way), '' means TIME.
 local RING = {priority = KEYS[1], standard = KEYS[2]}
 local DEFICIT = KEYS[3]
 local WEIGHT = KEYS[4]
@@ -16,6 +17,14 @@ local BAND = 17592186044416
 -- Integers as plain digits: Lua would print large ones in exponent form.
 local function num(value)
   return string.format('%.0f', value)
+end
+
+local function now_ms(given)
+  if given ~= nil and given ~= '' then
+    return tonumber(given)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
 local function move_count(batch, from, to)

@@ -1,6 +1,7 @@
--- KEYS: pool keys.
--- Returns {tenant, tier, priority, queued, oldest enqueued ms} for every non-empty
+-- KEYS: pool keys. ARGV: now ('' = TIME).
+-- Returns {tenant, tier, priority, queued, age of the oldest in ms} for every non-empty
 -- (lane, priority); lanes with queued items are always in their tier's ring.
+local now = now_ms(ARGV[1])
 local rows = {}
 for _, tier in ipairs(TIERS) do
   for _, lane in ipairs(redis.call('LRANGE', RING[tier], 0, -1)) do
@@ -10,7 +11,8 @@ for _, tier in ipairs(TIERS) do
       local oldest = redis.call('ZRANGEBYSCORE', lane, low, high, 'LIMIT', 0, 1)[1]
       if oldest then
         local f = redis.call('HMGET', oldest, 'tenant', 'enqueued')
-        rows[#rows + 1] = {f[1], tier, priority, redis.call('ZCOUNT', lane, low, high), f[2]}
+        rows[#rows + 1] = {f[1], tier, priority, redis.call('ZCOUNT', lane, low, high),
+          math.max(0, now - tonumber(f[2]))}
       end
     end
   end

@@ -1,8 +1,9 @@
 -- KEYS: pool keys, batch, batch items, lane, then one key per item.
--- ARGV: uid, tenant, tier, priority, weight, now, channel, then id and payload per item.
+-- ARGV: uid, tenant, tier, priority, weight, now ('' = TIME), channel, then id and payload per item.
 -- Returns the number of items newly queued; known items and cancelled batches add none.
 local batch, list, lane = KEYS[7], KEYS[8], KEYS[9]
-local uid, tenant, tier, priority, weight, now, channel = unpack(ARGV, 1, 7)
+local uid, tenant, tier, priority, weight, given_now, channel = unpack(ARGV, 1, 7)
+local now = num(now_ms(given_now))
 if redis.call('HGET', batch, 'cancelled') == '1' then
   return 0
 end

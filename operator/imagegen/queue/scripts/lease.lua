@@ -1,12 +1,12 @@
--- KEYS: pool keys. ARGV: now, lease ms, max attempts, worker, token, reclaim limit.
+-- KEYS: pool keys. ARGV: now ('' = TIME), lease ms, max attempts, worker, token, reclaim limit.
 -- Returns {uid, id, tenant, tier, priority, payload, attempts, expires, previous error}
 -- or nil; the previous error (false when none) is why an earlier lease ended.
-local now, lease_ms, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, lease_ms, max_attempts = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local worker, token = ARGV[4], ARGV[5]
 
 -- Leases of workers that died come back before anything is chosen, so no sweeper process
 -- is needed for the queue to heal.
-reclaim(now, max_attempts, tonumber(ARGV[6]))
+reclaim(num(now), max_attempts, tonumber(ARGV[6]))
 
 -- Deficit round robin over the tier's ring: the head lane takes items while its deficit
 -- lasts; then it is credited its weight and rotated to the tail. Empty lanes leave the

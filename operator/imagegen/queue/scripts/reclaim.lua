@@ -1,3 +1,3 @@
--- KEYS: pool keys. ARGV: now, max attempts, limit.
+-- KEYS: pool keys. ARGV: now ('' = TIME), max attempts, limit.
 -- Returns how many expired leases were taken back (requeued or failed).
-return reclaim(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+return reclaim(num(now_ms(ARGV[1])), tonumber(ARGV[2]), tonumber(ARGV[3]))
