@@ -16,6 +16,7 @@ import lightkube
 import pytest
 from lightkube import codecs
 from lightkube.resources import core_v1
+from lightkube.types import PatchType
 
 from imagegen import resources
 from imagegen.localcluster import addons
@@ -45,6 +46,7 @@ class Nodes:
         node_labels: dict[str, str],
         taint: dict[str, str] | None,
         allocatable: dict[str, str],
+        cordoned: bool = False,
     ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
         manifest = addons.node_manifest(
@@ -53,9 +55,16 @@ class Nodes:
             taints=[taint] if taint else (),
             allocatable={"memory": "64Gi", "pods": "110", **allocatable},
         )
+        if cordoned:
+            manifest.setdefault("spec", {})["unschedulable"] = True
         self._client.create(codecs.from_dict(manifest))
         self.names.append(name)
         return name
+
+    def uncordon(self, name: str) -> None:
+        self._client.patch(
+            core_v1.Node, name, {"spec": {"unschedulable": False}}, patch_type=PatchType.MERGE
+        )
 
     def delete_all(self) -> None:
         for name in self.names:
@@ -205,6 +214,15 @@ def test_a_gpu_pool_short_of_gpus_says_so_with_the_schedulers_reason_until_freed
             taint=gpu_taint,
             allocatable={"cpu": "32", "nvidia.com/gpu": "4"},
         )
+    # Ready from the start but cordoned: uncordoning it frees capacity at once, without
+    # the not-ready window of a new node changing the scheduler's words in between.
+    spare = nodes.add(
+        "gpu",
+        node_labels=TEST_GPU_POOL,
+        taint=gpu_taint,
+        allocatable={"cpu": "32", "nvidia.com/gpu": "4"},
+        cordoned=True,
+    )
     name = create_tenant(world, tenants, "gpu", tier="priority", replicas=12, profile="test-gpu")
 
     wait_phases(region, name, {"Running": 8, "Pending": 4})
@@ -222,12 +240,7 @@ def test_a_gpu_pool_short_of_gpus_says_so_with_the_schedulers_reason_until_freed
     )
     assert "Insufficient nvidia.com/gpu" in capacity["message"]
 
-    nodes.add(
-        "gpu",
-        node_labels=TEST_GPU_POOL,
-        taint=gpu_taint,
-        allocatable={"cpu": "32", "nvidia.com/gpu": "4"},
-    )
+    nodes.uncordon(spare)
 
     wait_phases(region, name, {"Running": 12})
     world.wait_condition(
