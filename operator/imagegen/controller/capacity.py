@@ -18,8 +18,8 @@ from typing import Any
 from lightkube.resources import core_v1
 
 from imagegen import reflector, regions
-from imagegen.api import meta, tenant
-from imagegen.controller import observe
+from imagegen.api import tenant
+from imagegen.controller import autoscaling, observe
 from imagegen.render import labels
 
 WATCH_SECONDS = 300
@@ -119,13 +119,8 @@ def watchers(
     return pods, feeds
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Summary:
-    """The Capacity condition's status, reason and message."""
-
-    status: meta.ConditionStatus
-    reason: str
-    message: str
+Summary = autoscaling.Summary
+"""The Capacity condition's status, reason and message (the same shape as Autoscaling's)."""
 
 
 def summarize(region_statuses: Sequence[tenant.RegionStatus]) -> Summary:

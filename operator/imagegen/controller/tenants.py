@@ -357,26 +357,19 @@ def _status(
             generation=generation,
             now=now,
         )
-    scaling = autoscaling.summarize(region_statuses)
-    current = conditions.set_condition(
-        current,
-        type=AUTOSCALING,
-        status=scaling.status,
-        reason=scaling.reason,
-        message=scaling.message,
-        generation=generation,
-        now=now,
-    )
-    room = capacity.summarize(region_statuses)
-    current = conditions.set_condition(
-        current,
-        type=CAPACITY,
-        status=room.status,
-        reason=room.reason,
-        message=room.message,
-        generation=generation,
-        now=now,
-    )
+    for kind, said in (
+        (AUTOSCALING, autoscaling.summarize(region_statuses)),
+        (CAPACITY, capacity.summarize(region_statuses)),
+    ):
+        current = conditions.set_condition(
+            current,
+            type=kind,
+            status=said.status,
+            reason=said.reason,
+            message=said.message,
+            generation=generation,
+            now=now,
+        )
     if failed:
         current = conditions.set_condition(
             current,
