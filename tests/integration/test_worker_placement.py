@@ -300,7 +300,11 @@ def test_a_premium_burst_in_a_full_region_preempts_standard_workers_never_the_re
 INVALID_PROFILES: dict[str, tuple[dict[str, Any], str]] = {
     "negative GPU count": (
         {"pod": {"resources": {"requests": {"nvidia.com/gpu": "-1"}}}},
-        "spec.workers.pod.resources.requests[nvidia.com/gpu]",
+        "spec.workers.pod.resources.requests.nvidia.com/gpu",
+    ),
+    "a node selector key that is no label key": (
+        {"pod": {"nodeSelector": {"bad key!": "x"}}},
+        "spec.workers.pod.nodeSelector",
     ),
     "toleration with a bad operator": (
         {"pod": {"tolerations": [{"key": "gpu", "operator": "Within"}]}},

@@ -181,7 +181,7 @@ def _qualified_keys(what: str) -> Any:
     """A map keyed by qualified names (resource names, label keys): pydantic checks the
     keys with the validator below, the apiserver with the same pattern in CEL."""
     rule = meta.Rule(
-        rule=f"self.all(k, k.matches('{QUALIFIED_NAME_PATTERN}'))",
+        rule=f"self.all(k, k.matches(r'{QUALIFIED_NAME_PATTERN}'))",
         message=f"{what} must be qualified names such as nvidia.com/gpu",
     )
     return pydantic.Field(default=None, max_length=32, json_schema_extra=meta.validations(rule))
