@@ -166,6 +166,21 @@ def region_capacity(world: World, tenant_name: str) -> dict[str, Any] | None:
     return found.get("capacity") if found else None
 
 
+def wait_unschedulable(world: World, tenant_name: str, count: int) -> dict[str, Any]:
+    """The Capacity condition once the operator has seen `count` workers refused: the
+    scheduler tries pods one after the other, so an earlier pass may count fewer."""
+
+    def reached() -> dict[str, Any] | None:
+        capacity = region_capacity(world, tenant_name)
+        if capacity is None or capacity.get("unschedulable") != count:
+            return None
+        return world.condition(tenant_name, "Capacity")
+
+    return waiting.until(
+        reached, timeout=SCHEDULING_TIMEOUT, what=f"{tenant_name}: {count} unschedulable"
+    )
+
+
 def event_reasons(world: World, tenant_name: str) -> list[str]:
     return [
         event.reason or ""
@@ -226,9 +241,8 @@ def test_a_gpu_pool_short_of_gpus_says_so_with_the_schedulers_reason_until_freed
     name = create_tenant(world, tenants, "gpu", tier="priority", replicas=12, profile="test-gpu")
 
     wait_phases(region, name, {"Running": 8, "Pending": 4})
-    short = world.wait_condition(
-        name, "Capacity", "False", reason="Unschedulable", timeout=SCHEDULING_TIMEOUT
-    )
+    short = wait_unschedulable(world, name, 4)
+    assert (short["status"], short["reason"]) == ("False", "Unschedulable")
     assert short["message"].startswith(f"{REGION}: 4 worker(s) unschedulable (4 pending): ")
     assert "Insufficient nvidia.com/gpu" in short["message"]
     capacity = region_capacity(world, name)
@@ -287,9 +301,8 @@ def test_a_premium_burst_in_a_full_region_preempts_standard_workers_never_the_re
 
     wait_phases(region, premium, {"Running": 4})
     wait_phases(region, standard, {"Running": 4, "Pending": 4})
-    lost = world.wait_condition(
-        standard, "Capacity", "False", reason="Unschedulable", timeout=SCHEDULING_TIMEOUT
-    )
+    lost = wait_unschedulable(world, standard, 4)
+    assert (lost["status"], lost["reason"]) == ("False", "Unschedulable")
     assert lost["message"].startswith(f"{REGION}: 4 worker(s) unschedulable (4 pending): ")
     assert "Insufficient cpu" in lost["message"]
     # The standard replacements wait; they never take the premium workers' place.
