@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo dev lint unit integration test-autoscale bench-autoscale crds monitoring \
+.PHONY: test demo dev lint unit integration test-autoscale bench-autoscale bench-sla crds monitoring \
 	test-alerts openapi chart-schema manifests controlplane redis-server clean
 
 test: lint controlplane redis-server
@@ -42,6 +42,13 @@ test-autoscale: $(BIN)/.installed controlplane redis-server
 bench-autoscale: $(BIN)/.installed controlplane
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/autoscale.py
+
+# The premium SLA under a standard flood: three scenarios of 15 minutes each (MINUTES=3
+# for a short run); bench/results/sla.json and .png.
+MINUTES ?= 15
+bench-sla: $(BIN)/.installed controlplane
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/sla.py --minutes $(MINUTES)
 
 crds: $(BIN)/.installed
 	$(BIN)/imagegen crds --output-dir crds

@@ -17,6 +17,9 @@ from imagegen.metrics import alerts
 
 DELIVERED = 'imagegen_worker_deliveries_total{tenant="acme", region="us-east", phase="succeeded"}'
 FAILED = 'imagegen_worker_deliveries_total{tenant="acme", region="us-east", phase="failed"}'
+UNSCHEDULABLE = (
+    'imagegen_pool_workers_unschedulable{{tenant="{tenant}", tier="{tier}", region="us-east"}}'
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,6 +35,23 @@ class Case:
 
 
 CASES: tuple[Case, ...] = (
+    Case(
+        alert="PremiumPoolShortOfCapacity",
+        story="four GPU workers of a priority tenant stay unschedulable for six minutes",
+        series={
+            UNSCHEDULABLE.format(tenant="acme", tier="priority"): "0 4 4 4 4 4 4 4",
+            UNSCHEDULABLE.format(tenant="bulk", tier="standard"): "0 9 9 9 9 9 9 9",
+        },
+        at="7m",
+        fires=[{"tenant": "acme", "region": "us-east"}],
+    ),
+    Case(
+        alert="PremiumPoolShortOfCapacity",
+        story="room is freed after four minutes, before the alert's five",
+        series={UNSCHEDULABLE.format(tenant="acme", tier="priority"): "0 4 4 4 4 0 0 0"},
+        at="7m",
+        fires=[],
+    ),
     Case(
         alert="PremiumBatchAtRisk",
         story="a priority batch is a minute from its deadline",

@@ -190,11 +190,26 @@ def operator_setup(
             # Test-only: a pool may drop to its minimum in one step once the Tenant's
             # stabilisation window has passed (production: 20 % per minute).
             "autoscaling": {"scaleDownPercentPerMinute": 100},
+            # A named profile for test_worker_placement's GPU node pool, and only there.
+            "profiles": {"test-gpu": TEST_GPU_PROFILE},
         },
     )
 
 
 DRIFT_CHECK_SECONDS = 3
+TEST_GPU_POOL = {"imagegen.semantest.io/test-pool": "gpu"}
+TEST_GPU_PROFILE = {
+    "resources": {"requests": {"nvidia.com/gpu": "1"}},
+    "nodeSelector": TEST_GPU_POOL,
+    "tolerations": [
+        {
+            "key": "imagegen.semantest.io/test-pool",
+            "operator": "Equal",
+            "value": "gpu",
+            "effect": "NoSchedule",
+        }
+    ],
+}
 FAILOVER_AFTER_SECONDS = 5
 
 

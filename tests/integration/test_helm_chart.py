@@ -20,6 +20,7 @@ from lightkube.resources import (
     apps_v1,
     core_v1,
     rbac_authorization_v1,
+    scheduling_v1,
 )
 
 from imagegen import resources
@@ -350,4 +351,9 @@ def test_region_mode_installs_the_workers_namespace_and_the_operators_regional_r
         "horizontalpodautoscalers",
         "poddisruptionbudgets",
         "serviceaccounts",
+        "pods",
     }
+    assert ours(admin, scheduling_v1.PriorityClass, namespace=None) == [
+        "imagegen-premium",
+        "imagegen-standard",
+    ]

@@ -32,8 +32,9 @@ def test_the_prometheusrule_and_the_plain_file_hold_the_same_rules() -> None:
     assert resource["spec"] == plain
 
 
-def test_issue_9s_alerts_are_all_there() -> None:
+def test_issue_9s_and_19s_alerts_are_all_there() -> None:
     assert {alert.name for alert in alerts.ALERTS} == {
+        "PremiumPoolShortOfCapacity",
         "PremiumBatchAtRisk",
         "BatchSLAMissed",
         "RegionUnreachable",

@@ -171,3 +171,33 @@ def test_a_region_the_tenant_does_not_list_is_refused(
 
     assert (code, out) == (2, "")
     assert "does not run in region 'asia-pacific'; its spec.regions: eu-west, us-east" in err
+
+
+# Worker pod profiles (issue 19)
+
+GPU_PARTNER = EXAMPLES / "tenant-gpu-partner.yaml"
+GPU_CONFIG = EXAMPLES / "operator" / "gpu-profiles.yaml"
+
+
+def test_a_named_gpu_profile_shows_in_the_rendered_pod(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = render(
+        capsys, str(GPU_PARTNER), "--region", "us-east", "--config", str(GPU_CONFIG)
+    )
+
+    (deployment,) = [d for d in yaml.safe_load_all(out) if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    assert (code, err) == (0, "")
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert spec["nodeSelector"] == {"imagegen.semantest.io/node-pool": "premium-gpu"}
+    assert spec["priorityClassName"] == "imagegen-premium"
+
+
+def test_a_profile_the_config_lacks_is_an_error_naming_the_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = render(capsys, str(GPU_PARTNER), "--region", "us-east")
+
+    assert (code, out) == (2, "")
+    assert "spec.workers.profile: unknown profile 'premium-gpu'" in err

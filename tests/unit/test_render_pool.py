@@ -6,8 +6,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from imagegen.api import operatorconfig
-from imagegen.render import labels, output, pool
+from imagegen.api import operatorconfig, podprofile, tenant
+from imagegen.render import labels, output, pool, profile
 from tests import builders
 
 UID = "5f0c6d8e-2b1a-4c3d-9e8f-0a1b2c3d4e5f"
@@ -27,6 +27,9 @@ SELECTOR = {
     "imagegen.semantest.io/pool": "dedicated",
     "imagegen.semantest.io/region": "us-east",
 }
+PROFILE = podprofile.PROFILE_ANNOTATION
+# The default profile: the config's requests and limits, nothing else.
+DEFAULT_DIGEST = profile.digest(profile.resolve(workers=tenant.Workers(), config=CONFIG))
 METADATA = {"name": "worker-metaphysical", "namespace": "imagegen-workers", "labels": OWN_LABELS}
 
 
@@ -117,7 +120,7 @@ def test_deployment_of_a_priority_tenant_in_us_east() -> None:
         "spec": {
             "selector": {"matchLabels": SELECTOR},
             "template": {
-                "metadata": {"labels": OWN_LABELS},
+                "metadata": {"labels": OWN_LABELS, "annotations": {PROFILE: DEFAULT_DIGEST}},
                 "spec": {
                     "serviceAccountName": "worker-metaphysical",
                     "automountServiceAccountToken": False,

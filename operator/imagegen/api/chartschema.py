@@ -172,6 +172,40 @@ def _chart_properties() -> dict[str, Any]:
                 ),
             }
         ),
+        "priorityClasses": _obj(
+            {
+                "create": {
+                    "type": "boolean",
+                    "description": "Create the PriorityClasses where the workers run"
+                    " (region mode or an in-cluster region).",
+                },
+                "classes": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "name": _string(
+                                "PriorityClass name, as a profile's priorityClassName says it.",
+                                pattern=meta.DNS_LABEL_PATTERN,
+                                maxLength=63,
+                            ),
+                            "value": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": 1_000_000_000,
+                                "description": "Higher preempts lower when a region is full.",
+                            },
+                            "description": _string("What the class is for."),
+                            "preemptionPolicy": {
+                                "enum": ["PreemptLowerPriority", "Never"],
+                                "description": "Never: wait for room instead of preempting.",
+                            },
+                        },
+                        required=["name", "value"],
+                    ),
+                },
+            },
+            required=["create", "classes"],
+        ),
         "argocd": _obj(
             {
                 "healthChecks": {

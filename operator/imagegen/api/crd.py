@@ -32,6 +32,8 @@ _KEPT: Final = frozenset(
         "maxLength",
         "minItems",
         "maxItems",
+        "minProperties",
+        "maxProperties",
         "required",
     }
 )

@@ -17,9 +17,9 @@ from typing import Annotated, Literal, Self
 import pydantic
 import yaml
 
-from imagegen.api import meta, redisconfig, tenant
+from imagegen.api import meta, podprofile, redisconfig, tenant
 
-Quantity = Annotated[str, pydantic.Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|k|M|G)?$")]
+Quantity = podprofile.Quantity
 
 
 class SecretKeyRef(meta.Model):
@@ -88,6 +88,9 @@ class WorkerPods(meta.Model):
     """Port of the worker's health and metrics endpoints."""
     termination_grace_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
     """Time a stopping worker has to finish or hand back its items."""
+    profile: podprofile.PodProfile | None = None
+    """The profile every pool starts from, over the requests and limits above (such as
+    priorityClassName: imagegen-standard); named and Tenant profiles go over it."""
 
 
 class Autoscaling(meta.Model):
@@ -115,6 +118,11 @@ class OperatorConfig(meta.Model):
     """Size and scaling of the shared pool each region runs for `pool: shared` tenants."""
     autoscaling: Autoscaling = pydantic.Field(default_factory=Autoscaling)
     """HPA behaviour common to all pools."""
+    profiles: (
+        Annotated[dict[meta.DnsLabel, podprofile.PodProfile], pydantic.Field(max_length=64)] | None
+    ) = None
+    """Named worker pod profiles that Tenants pick with `workers.profile` (gpu-a100,
+    premium-dedicated): the platform team's node pools, GPUs and priorities."""
     operator_namespace: meta.DnsLabel = "imagegen-system"
     """Namespace of the operator in the management cluster (kubeconfig Secrets, key index)."""
     drift_check_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
@@ -133,6 +141,13 @@ class OperatorConfig(meta.Model):
     def _unique_names(cls, regions: list[Region]) -> list[Region]:
         meta.require_unique([region.name for region in regions], what="region names")
         return regions
+
+    @pydantic.model_validator(mode="after")
+    def _shared_profile_known(self) -> Self:
+        name = self.shared_pool.profile
+        if name is not None and name not in (self.profiles or {}):
+            raise ValueError(f"sharedPool.profile: unknown profile {name!r}")
+        return self
 
     def region(self, name: str) -> Region | None:
         """The region of that name, or None when the registry does not know it."""

@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Self
 
 import pydantic
 
-from imagegen.api import meta
+from imagegen.api import meta, podprofile
 
 REPLICAS_ORDERED: meta.Rule = meta.Rule(
     rule="self.minReplicas <= self.maxReplicas",
@@ -25,6 +25,13 @@ NAME_FITS: meta.Rule = meta.Rule(
     rule=f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
     message=f"metadata.name must be at most {MAX_NAME_LENGTH} characters"
     " (worker objects are named worker-<tenant>)",
+)
+PROFILE_NEEDS_DEDICATED: meta.Rule = meta.Rule(
+    rule="!has(self.workers) || !has(self.workers.pool) || self.workers.pool != 'shared'"
+    " || (!has(self.workers.profile) && !has(self.workers.pod))",
+    message="workers.profile and workers.pod apply to a dedicated pool only"
+    " (the region's shared pool has the operator's profile)",
+    field_path=".workers.pool",
 )
 NAME_NOT_RESERVED: meta.Rule = meta.Rule(
     rule="self.metadata.name != 'shared'",
@@ -103,6 +110,11 @@ class Workers(meta.Model):
         ),
     ] = pydantic.Field(default_factory=lambda: [Provider(name="local")])
     """Providers the workers run; names are unique."""
+    # Where the pods run and what they ask for (issue 19): see api/podprofile.py.
+    profile: meta.DnsLabel | None = None
+    """A named profile of the operator config (`profiles`), such as gpu-a100."""
+    pod: podprofile.PodProfile | None = None
+    """The pool's own profile, over the named one: resources, GPUs, nodes, priority."""
 
     @pydantic.model_validator(mode="after")
     def _check_order(self) -> Self:
@@ -126,6 +138,8 @@ class Workers(meta.Model):
 class TenantSpec(meta.Model):
     """Desired state of a tenant."""
 
+    model_config = pydantic.ConfigDict(json_schema_extra=meta.validations(PROFILE_NEEDS_DEDICATED))
+
     tier: Tier = "standard"
     """priority tenants are served before standard ones."""
     namespace: meta.DnsLabel
@@ -145,6 +159,13 @@ class TenantSpec(meta.Model):
     """Regions the tenant's batches may run in, in order of preference."""
     workers: Workers = pydantic.Field(default_factory=Workers)
     """Worker pools in each allowed region and how they scale."""
+
+    @pydantic.model_validator(mode="after")
+    def _check_profile(self) -> Self:
+        shared = self.workers.pool == "shared"
+        if shared and (self.workers.profile is not None or self.workers.pod is not None):
+            raise ValueError(PROFILE_NEEDS_DEDICATED.message)
+        return self
 
     @pydantic.field_validator("regions")
     @classmethod
@@ -168,6 +189,20 @@ class HPACondition(meta.StatusModel):
     """When the status last changed."""
 
 
+class PoolCapacity(meta.StatusModel):
+    """Whether the region could place the pool's workers, as its scheduler says (issue 19)."""
+
+    pending: int = 0
+    """Workers of the pool not yet running (Pending)."""
+    unschedulable: int = 0
+    """Of those, the ones the scheduler could not place anywhere."""
+    reason: str | None = None
+    """The scheduler's reason, such as Unschedulable; absent when every worker was placed."""
+    message: str | None = None
+    """The scheduler's message, such as `0/5 nodes are available: 5 Insufficient
+    nvidia.com/gpu.`"""
+
+
 class RegionStatus(meta.StatusModel):
     """State of the tenant's worker pool in one region."""
 
@@ -187,6 +222,8 @@ class RegionStatus(meta.StatusModel):
     """Conditions copied from the HPA."""
     last_error: str | None = None
     """Last error met while reconciling this region; absent when the last attempt worked."""
+    capacity: PoolCapacity | None = None
+    """Pending and unschedulable workers of the pool in this region."""
 
 
 class TenantStatus(meta.StatusModel):

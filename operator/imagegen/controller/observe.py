@@ -120,6 +120,22 @@ def pool_seen(*, tenant_name: str, region: str, live: Mapping[str, Mapping[str, 
         gauge.labels(tenant=tenant_name, region=region).set(value)
 
 
+def pool_capacity(
+    *, tenant_name: str, tier: str, region: str, capacity: tenant.PoolCapacity
+) -> None:
+    """Pending and unschedulable workers of the Tenant's pool in the region."""
+    metrics.forget_capacity(tenant=tenant_name, region=region, keep_tier=tier)
+    metrics.POOL_PENDING.labels(tenant=tenant_name, tier=tier, region=region).set(capacity.pending)
+    metrics.POOL_UNSCHEDULABLE.labels(tenant=tenant_name, tier=tier, region=region).set(
+        capacity.unschedulable
+    )
+
+
+def worker_preempted(*, pool: str, region: str) -> None:
+    """The scheduler evicted a worker of the pool for a pod of higher priority."""
+    metrics.WORKERS_PREEMPTED.labels(tenant=pool, region=region).inc()
+
+
 def tier_of(tenant_name: str) -> str:
     """The Tenant's tier as last reconciled, or unknown."""
     facts = TENANTS.get(tenant_name)

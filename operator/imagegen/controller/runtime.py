@@ -16,6 +16,7 @@ from imagegen import regions
 from imagegen.api import meta, operatorconfig
 from imagegen.controller import (
     batches,
+    capacity,
     livecache,
     login,
     observe,
@@ -90,10 +91,12 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             name: livecache.LiveCache(region=client, max_age=config.drift_check_seconds / 2)
             for name, client in registry.clients.items()
         }
+        pods, pod_feeds = capacity.watchers(registry=registry, namespace=config.workers.namespace)
         tenant_context = tenants.Context(
             config=config,
             registry=registry,
             caches=caches,
+            pods=pods,
             management=management,
             operator_subject=await secretaccess.identity(management),
         )
@@ -109,6 +112,7 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
                 )
             ),
             asyncio.create_task(observe.sample_queues_forever(registry=registry)),
+            *(asyncio.create_task(feed.run()) for feed in pod_feeds),
         ]
         try:
             async with _metrics_served(options=options):

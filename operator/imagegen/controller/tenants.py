@@ -24,6 +24,7 @@ from imagegen.controller import (
     apikeys,
     autoscaling,
     bodies,
+    capacity,
     conditions,
     livecache,
     namespaces,
@@ -32,9 +33,11 @@ from imagegen.controller import (
     secretaccess,
     webhooksecrets,
 )
+from imagegen.render import profile
 
 KIND = "Tenant"
 READY, DEGRADED, AUTOSCALING = "Ready", "Degraded", "Autoscaling"
+CAPACITY = "Capacity"
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -48,6 +51,8 @@ class Context:
     management: lightkube.AsyncClient
     operator_subject: rbac_v1.Subject
     """Who the operator is to RBAC: the subject it binds in each tenant namespace."""
+    pods: dict[str, capacity.RegionPods] = dataclasses.field(default_factory=dict)
+    """Each region's worker pods, kept by one watch per region (capacity in status)."""
     clock: Callable[[], datetime.datetime] = bodies.utc_now
     locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
@@ -118,6 +123,19 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
             message=f"spec.regions: unknown region(s) {', '.join(unknown)};"
             f" the operator knows {known}",
         )
+    try:
+        profile.resolve(workers=obj.spec.workers, config=context.config)
+    except ValueError as error:
+        reason = (
+            "UnknownProfile" if isinstance(error, profile.UnknownProfileError) else "InvalidProfile"
+        )
+        return _refused(
+            previous=previous,
+            generation=generation,
+            now=context.clock(),
+            reason=reason,
+            message=str(error),
+        )
     exists, refusal = await namespaces.check(
         client=context.management, name=obj.spec.namespace, tenant_name=_name(obj)
     )
@@ -135,6 +153,11 @@ async def reconcile(*, context: Context, body: Mapping[str, Any]) -> Outcome:
         context=context, obj=obj, previous=previous
     )
     events.extend(region_events)
+    events.extend(
+        capacity.observe_regions(
+            obj=obj, statuses=region_statuses, previous=previous, pods=context.pods
+        )
+    )
     return Outcome(
         status=_status(
             previous=previous,
@@ -334,16 +357,19 @@ def _status(
             generation=generation,
             now=now,
         )
-    scaling = autoscaling.summarize(region_statuses)
-    current = conditions.set_condition(
-        current,
-        type=AUTOSCALING,
-        status=scaling.status,
-        reason=scaling.reason,
-        message=scaling.message,
-        generation=generation,
-        now=now,
-    )
+    for kind, said in (
+        (AUTOSCALING, autoscaling.summarize(region_statuses)),
+        (CAPACITY, capacity.summarize(region_statuses)),
+    ):
+        current = conditions.set_condition(
+            current,
+            type=kind,
+            status=said.status,
+            reason=said.reason,
+            message=said.message,
+            generation=generation,
+            now=now,
+        )
     if failed:
         current = conditions.set_condition(
             current,

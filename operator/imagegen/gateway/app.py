@@ -17,7 +17,7 @@ from fastapi import exceptions, responses
 from lightkube.resources import core_v1
 from starlette import exceptions as starlette_exceptions
 
-from imagegen import ratelimit, redisconn, resources
+from imagegen import ratelimit, redisconn, reflector, resources
 from imagegen.api import meta
 from imagegen.gateway import (
     batchstore,
@@ -27,7 +27,6 @@ from imagegen.gateway import (
     metrics,
     openapi,
     problems,
-    reflector,
     requestcontext,
     services,
     settings,

@@ -12,8 +12,7 @@ import lightkube
 from lightkube import codecs
 from lightkube.types import PatchType
 
-from imagegen import resources
-from imagegen.gateway import reflector
+from imagegen import reflector, resources
 
 logger = logging.getLogger(__name__)
 

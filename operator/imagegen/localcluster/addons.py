@@ -146,9 +146,20 @@ def metrics_server(
 
 
 def _node(name: str) -> ApiObject:
+    return ApiObject(collection="/api/v1/nodes", manifest=node_manifest(name))
+
+
+def node_manifest(
+    name: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+    taints: Sequence[Mapping[str, str]] = (),
+    allocatable: Mapping[str, str] = NODE_ALLOCATABLE,
+) -> dict[str, Any]:
     """A Node for kwok to manage: labelled as kwok's docs do, without kwok's usual taint,
-    so that ordinary pods (the worker Deployments) schedule onto it."""
-    manifest = {
+    so that ordinary pods (the worker Deployments) schedule onto it. Extra labels, taints
+    and allocatable (such as nvidia.com/gpu) make a node pool; kwok reports what it says."""
+    manifest: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
@@ -162,6 +173,7 @@ def _node(name: str) -> ApiObject:
                 "kubernetes.io/role": "agent",
                 "node-role.kubernetes.io/agent": "",
                 "type": "kwok",
+                **(labels or {}),
             },
             "annotations": {
                 "node.alpha.kubernetes.io/ttl": "0",
@@ -171,9 +183,11 @@ def _node(name: str) -> ApiObject:
             },
         },
         # kwok's node stage keeps the allocatable and capacity a Node is created with.
-        "status": {"allocatable": NODE_ALLOCATABLE, "capacity": NODE_ALLOCATABLE},
+        "status": {"allocatable": dict(allocatable), "capacity": dict(allocatable)},
     }
-    return ApiObject(collection="/api/v1/nodes", manifest=manifest)
+    if taints:
+        manifest["spec"] = {"taints": [dict(taint) for taint in taints]}
+    return manifest
 
 
 def _metrics_api_objects(*, port: int) -> list[ApiObject]:

@@ -91,6 +91,16 @@ ALERTS: tuple[Alert, ...] = (
         " spec.workers.maxReplicas workers: the HPA cannot add more.",
     ),
     Alert(
+        name="PremiumPoolShortOfCapacity",
+        expr='max by (tenant, region) (imagegen_pool_workers_unschedulable{tier="priority"}) > 0',
+        duration="5m",
+        severity="page",
+        summary="{{ $labels.tenant }} in {{ $labels.region }}: workers cannot be scheduled",
+        description="The region's scheduler has not been able to place some of the priority"
+        " tenant's workers for 5 minutes: its pool cannot reach the replicas it wants"
+        " (the Tenant's Capacity condition has the scheduler's message).",
+    ),
+    Alert(
         name="TenantErrorRateHigh",
         expr='sum by (tenant) (rate(imagegen_worker_deliveries_total{phase=~"failed|requeued"}'
         "[10m])) / sum by (tenant) (rate(imagegen_worker_deliveries_total[10m]))"

@@ -99,6 +99,27 @@ POOL_MAX_REPLICAS = Gauge(
     ["tenant", "region"],
     registry=REGISTRY,
 )
+POOL_PENDING = Gauge(
+    "imagegen_pool_workers_pending",
+    "Worker pods of the pool not yet running (Pending), per tenant, tier and region.",
+    ["tenant", "tier", "region"],
+    registry=REGISTRY,
+)
+POOL_UNSCHEDULABLE = Gauge(
+    "imagegen_pool_workers_unschedulable",
+    "Worker pods the region's scheduler could not place (PodScheduled=False,"
+    " Unschedulable), per tenant, tier and region.",
+    ["tenant", "tier", "region"],
+    registry=REGISTRY,
+)
+POOL_CAPACITY_GAUGES = (POOL_PENDING, POOL_UNSCHEDULABLE)
+WORKERS_PREEMPTED = Counter(
+    "imagegen_pool_workers_preempted_total",
+    "Worker pods the scheduler evicted to make room for pods of a higher priority, per"
+    " pool (its tenant, or shared) and region.",
+    ["tenant", "region"],
+    registry=REGISTRY,
+)
 POOL_GAUGES = (POOL_REPLICAS, POOL_DESIRED_REPLICAS, POOL_MIN_REPLICAS, POOL_MAX_REPLICAS)
 
 BATCHES = books.BatchBook()
@@ -116,3 +137,16 @@ def forget_pool(*, tenant: str, region: str) -> None:
             gauge.remove(tenant, region)
         except KeyError:
             continue
+    forget_capacity(tenant=tenant, region=region, keep_tier=None)
+
+
+def forget_capacity(*, tenant: str, region: str, keep_tier: str | None) -> None:
+    """Drop a pool's capacity series of every tier but `keep_tier` (a tier change)."""
+    for gauge in POOL_CAPACITY_GAUGES:
+        for tier in ("priority", "standard"):
+            if tier == keep_tier:
+                continue
+            try:
+                gauge.remove(tenant, tier, region)
+            except KeyError:
+                continue

@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final
 
-from imagegen.api import operatorconfig, tenant
-from imagegen.render import labels, quantity
+from imagegen.api import operatorconfig, podprofile, tenant
+from imagegen.render import labels, profile, quantity
 
 Manifest = dict[str, Any]
 
@@ -51,6 +51,8 @@ class _Pool:
     name: str
     labels: dict[str, str]
     workers: tenant.Workers
+    profile: podprofile.PodProfile
+    """The resolved worker pod profile (render.profile.resolve)."""
     args: list[str]
     env: list[Manifest]
     """Variables of this pool, before those every pool has."""
@@ -64,8 +66,8 @@ def tenant_pool(
     Dedicated: the workers Namespace, then ServiceAccount, Deployment, HPA and PDB named
     worker-<tenant>. Shared: only the Namespace; the region's shared pool serves its items.
     Without metadata.uid (a Tenant from a file) the tenant-uid label is left out.
-    Raises UnknownRegionError for a region the config lacks, and ValueError for a
-    Tenant without a name.
+    Raises UnknownRegionError for a region the config lacks, profile.UnknownProfileError
+    for a profile it lacks, and ValueError for a Tenant without a name.
     """
     regional = _region(region=region, config=config)
     manifests = [_namespace(config=config)]
@@ -78,6 +80,7 @@ def tenant_pool(
             tenant_name=name, tenant_uid=tenant.metadata.uid, region=region
         ),
         workers=tenant.spec.workers,
+        profile=profile.resolve(workers=tenant.spec.workers, config=config),
         args=["worker", "--region", region, "--tenant", name],
         env=[
             _env("IMAGEGEN_TENANT", name),
@@ -100,6 +103,7 @@ def shared_pool(*, region: str, config: operatorconfig.OperatorConfig) -> list[M
         name=SHARED_POOL,
         labels=labels.shared_pool(region=region),
         workers=config.shared_pool,
+        profile=profile.resolve(workers=config.shared_pool, config=config),
         args=["worker", "--region", region, "--pool", "shared"],
         env=[_env("IMAGEGEN_REGION", region)],
     )
@@ -170,8 +174,14 @@ def _deployment(
         "spec": {
             "selector": _selector(pool),
             "template": {
-                "metadata": {"labels": dict(pool.labels)},
+                "metadata": {
+                    "labels": dict(pool.labels),
+                    "annotations": {podprofile.PROFILE_ANNOTATION: profile.digest(pool.profile)},
+                },
                 "spec": {
+                    **profile.pod_fields(
+                        profile=pool.profile, selector=labels.selector(pool_labels=pool.labels)
+                    ),
                     "serviceAccountName": pool.name,
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": config.workers.termination_grace_seconds,
@@ -207,16 +217,7 @@ def _container(
         "ports": [{"name": _PORT, "containerPort": pods.port}],
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": _PORT}},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": _PORT}},
-        "resources": {
-            "requests": {
-                "cpu": quantity.canonical(pods.cpu_request),
-                "memory": quantity.canonical(pods.memory_request),
-            },
-            "limits": {
-                "cpu": quantity.canonical(pods.cpu_limit),
-                "memory": quantity.canonical(pods.memory_limit),
-            },
-        },
+        "resources": profile.resources(pool.profile),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
