@@ -12,13 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from imagegen import resources
-from imagegen.localcluster import build, cluster, install, operatorsetup, redis, stack
+from imagegen.localcluster import build, cluster, install, operatorsetup, redis, s3server, stack
 from tests.integration import (
     argocdproc,
     gatewayproc,
     gatewayworld,
     helmtool,
     operatorproc,
+    s3fixtures,
     tenantworld,
     webhookreceiver,
 )
@@ -92,6 +93,14 @@ def crds_installed(kube: lightkube.Client) -> None:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.LocalRedis]:
     """A real redis-server on a free port."""
     server = redis.start(workdir=tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_server(tmp_path: pathlib.Path) -> Iterator[s3server.LocalS3]:
+    """A real S3-compatible server (versitygw) of the test's own, bucket `images`."""
+    server = s3server.start(binary=s3fixtures.binary(), workdir=tmp_path / "s3")
     yield server
     server.stop()
 

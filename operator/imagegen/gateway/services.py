@@ -15,6 +15,7 @@ from imagegen import logs, ratelimit
 from imagegen.gateway import (
     batchstore,
     idempotency,
+    imagestores,
     keyindex,
     metrics,
     problems,
@@ -38,6 +39,8 @@ class Services:
     limiter: ratelimit.RateLimiter
     idempotency: idempotency.IdempotencyStore
     redis: redis.asyncio.Redis
+    images: imagestores.ImageStores
+    """Each region's object store, to serve images from."""
 
 
 def services(request: fastapi.requests.HTTPConnection) -> Services:

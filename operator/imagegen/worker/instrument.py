@@ -54,3 +54,8 @@ def provider_failed(*, lease: model.Lease, region: str, failures: Sequence[chain
             provider=failure.provider,
             reason="retryable" if failure.retryable else "final",
         ).inc()
+
+
+def store_failed(*, region: str, reason: str) -> None:
+    """A try of the object store that failed (and will be retried)."""
+    metrics.STORE_ERRORS.labels(region=region, reason=reason).inc()
