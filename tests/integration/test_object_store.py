@@ -3,11 +3,15 @@ read, presigned GET, delete by prefix, and the errors of a stopped store and wro
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import urllib.parse
 from collections.abc import AsyncIterator
 
+import aiobotocore.session
 import httpx
 import pytest
+from aiobotocore import config as aioconfig
 
 from imagegen.api import objectstore
 from imagegen.localcluster import s3server
@@ -101,3 +105,39 @@ async def test_a_stopped_store_is_unreachable_until_it_returns(
     s3_server.restart()
     await store.put(name=NAME, data=DATA, metadata=META)
     assert await read_all(store, NAME.key) == DATA
+
+
+async def test_an_upload_cut_off_midway_leaves_no_object(
+    store: base.Store, s3_server: s3server.LocalS3
+) -> None:
+    """What a worker killed mid-upload does to the store: a PUT whose sender stops after
+    half its body. The URL is presigned by botocore; the request is written by hand only
+    so that it can be cut off."""
+    session = aiobotocore.session.get_session()
+    async with session.create_client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=s3_server.endpoint,
+        aws_access_key_id=s3_server.access_key_id,
+        aws_secret_access_key=s3_server.secret_access_key,
+        config=aioconfig.AioConfig(s3={"addressing_style": "path"}),
+    ) as client:
+        url = await client.generate_presigned_url(
+            "put_object", Params={"Bucket": s3_server.bucket, "Key": "imgs/acme/uid-1/cut.png"}
+        )
+    target = urllib.parse.urlsplit(url)
+    reader, writer = await asyncio.open_connection("127.0.0.1", s3_server.port)
+    head = (
+        f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+        f"Content-Length: {len(DATA)}\r\n\r\n"
+    )
+    writer.write(head.encode() + DATA[: len(DATA) // 2])
+    await writer.drain()
+    writer.write_eof()
+    # The server is done with the request once it has answered or closed.
+    await asyncio.wait_for(reader.read(), timeout=30)
+    writer.close()
+
+    assert await store.head(key="acme/uid-1/cut.png") is None
+    folder = s3_server.object_path("imgs/acme/uid-1")
+    assert not folder.exists() or not [p for p in folder.iterdir() if p.name.startswith("cut")]

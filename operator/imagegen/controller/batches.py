@@ -202,7 +202,10 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
                 observe.batch_finished(tenant_name=batch.spec.tenant, status=wanted)
                 logger.info("batch %s: %s", wanted.phase, wanted.progress)
                 await cleanup.release_queue(
-                    region=region, pool=queue.keyspace.pool, batch_uid=batch.metadata.uid
+                    redis=region.redis,
+                    region=region.name,
+                    pool=queue.keyspace.pool,
+                    batch_uid=batch.metadata.uid,
                 )
             if wanted.phase != (written or status).phase:
                 kopf.info(

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 
 import lightkube
+import redis.asyncio as aioredis
 from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
@@ -62,18 +63,16 @@ def pools_of(*, tenant: str, pool: str | None) -> tuple[str, ...]:
     return (keys.SHARED, keys.dedicated(tenant=tenant))
 
 
-async def release_queue(*, region: regions.RegionClient, pool: str, batch_uid: str) -> None:
+async def release_queue(*, redis: aioredis.Redis, region: str, pool: str, batch_uid: str) -> None:
     """Forget a finished batch's queue keys; its status holds everything now. A region
     that does not answer keeps them until the batch is deleted (which retries)."""
     try:
         async with asyncio.timeout(CALL_SECONDS):
-            forgotten = await core.Queue(redis=region.redis, pool=pool).forget_batch(
-                batch_uid=batch_uid
-            )
+            forgotten = await core.Queue(redis=redis, pool=pool).forget_batch(batch_uid=batch_uid)
     except _AWAY as error:
-        logger.warning("queue keys stay in %s until deletion: %s", region.name, error)
+        logger.warning("queue keys stay in %s until deletion: %s", region, error)
         return
-    logger.debug("queue keys of %d item(s) released in %s", forgotten, region.name)
+    logger.debug("queue keys of %d item(s) released in %s", forgotten, region)
 
 
 async def delete_everywhere(
