@@ -139,7 +139,7 @@ async def sweep_pending(
     entries = dict(found.data or {}) if found is not None else {}
     done: dict[str, str | None] = {}
     for entry, raw in entries.items():
-        leftover = _parse(entry=entry, raw=raw)
+        leftover = parse_entry(entry=entry, raw=raw)
         if leftover is None or await delete_one(registry=registry, leftover=leftover):
             done[entry] = None
     if done:
@@ -163,7 +163,9 @@ async def sweep_forever(
         await asyncio.sleep(interval_seconds)
 
 
-def _parse(*, entry: str, raw: str) -> Leftover | None:
+def parse_entry(*, entry: str, raw: str) -> Leftover | None:
+    """The leftover a pending ConfigMap entry names, or None for one that is malformed
+    (dropped: nothing could clean it)."""
     region, _, rest = entry.partition(".")
     tenant, _, batch_uid = rest.partition(".")
     try:

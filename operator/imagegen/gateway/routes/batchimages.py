@@ -89,15 +89,17 @@ async def download_zip(
         )
     located = [(image, imagefetch.locate(found, obj, image)) for image in images]
     return responses.StreamingResponse(
-        _zip(located, when=_completed(obj)),
+        zip_stream(located, when=_completed(obj)),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{batch_id}.zip"'},
     )
 
 
-async def _zip(
+async def zip_stream(
     located: list[tuple[imagefetch.Image, imagestores.Located]], *, when: datetime.datetime
 ) -> AsyncIterator[bytes]:
+    """A zip of the images, yielded as it is written: each piece as the store hands it
+    over, so memory holds one read at a time, never the archive."""
     sink = _Sink()
     stamp = (when.year, when.month, when.day, when.hour, when.minute, when.second)
     with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
