@@ -91,7 +91,9 @@ class FakeProvider:
         """Nothing to release."""
 
 
-def make_lease(document: model.Json | None = None, *, item_id: str = "a1") -> model.Lease:
+def make_lease(
+    document: model.Json | None = None, *, item_id: str = "a1", attempt: int = 1
+) -> model.Lease:
     return model.Lease(
         batch_uid=UID,
         item_id=item_id,
@@ -99,7 +101,7 @@ def make_lease(document: model.Json | None = None, *, item_id: str = "a1") -> mo
         tier="standard",
         priority="normal",
         payload=WORK.to_json() if document is None else document,
-        attempt=1,
+        attempt=attempt,
         worker_id="w1",
         token="t",
         expires_at=4_000_000_000.0,
@@ -206,7 +208,7 @@ async def test_a_redelivered_item_whose_image_is_stored_completes_without_genera
     metadata = {"provider": "local", "sha256": "abc", "width": "64", "height": "48"}
     uri = (await store.put(name=NAME, data=png(64, 48), metadata=metadata)).uri
 
-    assert await runner(queue, store, provider).run(lease=make_lease()) == "reused"
+    assert await runner(queue, store, provider).run(lease=make_lease(attempt=2)) == "reused"
 
     assert provider.calls == 0
     result = queue.completed[0]
@@ -222,7 +224,7 @@ async def test_a_file_in_the_items_place_without_metadata_is_made_anew(
     image_path(store).parent.mkdir(parents=True)
     image_path(store).write_bytes(b"not an image")
 
-    assert await runner(queue, store).run(lease=make_lease()) == "succeeded"
+    assert await runner(queue, store).run(lease=make_lease(attempt=2)) == "succeeded"
     assert image_path(store).read_bytes() == png(64, 48)
 
 
@@ -402,3 +404,16 @@ async def test_a_lease_lost_while_the_store_is_down_stores_nothing_and_fails_not
 
     assert await asyncio.wait_for(work.run(lease=make_lease()), 10) == "lost"
     assert (queue.completed, queue.failed, stored(store)) == ([], [], [])
+
+
+async def test_a_first_delivery_never_looks_for_an_earlier_image(
+    store: files.FileStore,
+) -> None:
+    queue = FakeQueue()
+    provider = FakeProvider()
+    metadata = {"provider": "local", "sha256": "abc", "width": "64", "height": "48"}
+    await store.put(name=NAME, data=b"left by someone", metadata=metadata)
+
+    assert await runner(queue, store, provider).run(lease=make_lease()) == "succeeded"
+    assert provider.calls == 1
+    assert image_path(store).read_bytes() == png(64, 48)

@@ -9,6 +9,7 @@ botocore's newer default checksums (a CRC32 trailer on every PUT) are switched o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -102,7 +103,8 @@ class S3Store:
         self, *, name: objectstore.ImageName, data: bytes, metadata: Mapping[str, str]
     ) -> base.StoredObject:
         """One PutObject with type, Content-MD5 and metadata."""
-        md5 = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+        # In a thread: hashlib frees the GIL, and a large image takes milliseconds.
+        md5 = await asyncio.to_thread(_content_md5, data)
         async with self._errors():
             await self._client.put_object(
                 Bucket=self._bucket,
@@ -217,3 +219,8 @@ class S3Store:
             raise base.StoreError(
                 store=self.name, reason="Unreachable", detail=type(error).__name__
             ) from error
+
+
+def _content_md5(data: bytes) -> str:
+    """The Content-MD5 header of `data`: the store checks the body against it."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()

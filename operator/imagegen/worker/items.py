@@ -2,9 +2,9 @@
 
 1. Decode the payload (`queue.payload.WorkItem`); a malformed one fails at once, since no
    retry can fix it.
-2. If the item's image is already stored (an earlier delivery stored it, then lost its
-   lease or its worker before recording the result), complete with that object: the image
-   is never stored twice under another name.
+2. On a redelivery, if the item's image is already stored (an earlier delivery stored
+   it, then lost its lease or its worker before recording the result), complete with that
+   object: the image is never stored twice under another name.
 3. Otherwise generate it with the item's providers (the one it asks for first), while a
    renewal task extends the lease every third of its length. A lost lease (taken back,
    cancelled, forgotten) stops the work: another delivery owns the item now.
@@ -25,6 +25,7 @@ the item handed back without using an attempt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -56,6 +57,15 @@ STORE_RETRY_FIRST_SECONDS = 0.2
 STORE_RETRY_MAX_SECONDS = 5.0
 """Backoff between tries of the store: from a blink (a dropped connection) up to a few
 seconds (an outage), so an item resumes within seconds of the store's return."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Made:
+    """An image generated and stored."""
+
+    outcome: chain.Outcome
+    stored: storage.StoredObject
+    metadata: dict[str, str]
 
 
 class LeaseKeeper(Protocol):
@@ -140,58 +150,64 @@ class ItemRunner:
             work.format,
             clip(text=work.prompt),
         )
-        looked = await self._hold(lease=lease, work=self._with_store(lambda: self._reuse(name)))
-        if isinstance(looked, str):
-            if looked == "abandoned" and await self._queue.release(lease=lease):
-                return "released"
-            return "lost"
-        existing = looked
+        existing = None
+        if lease.redelivered:
+            # Only an earlier delivery can have stored the image; a first one saves the
+            # store a round trip (and a re-stored image lands on the same key anyway).
+            looked = await self._hold(lease=lease, work=self._with_store(lambda: self._reuse(name)))
+            if isinstance(looked, str):
+                if looked == "abandoned" and await self._queue.release(lease=lease):
+                    return "released"
+                return "lost"
+            existing = looked
         if existing is not None:
             recorded = await self._queue.complete(lease=lease, result=existing)
             logger.debug("item %s: already stored, completed with the stored image", _name(lease))
             return "reused" if recorded else "dropped"
-        started = time.perf_counter()
         try:
-            generated = await self._hold(lease=lease, work=self._generate(work=work))
+            made = await self._hold(
+                lease=lease, work=self._make_and_store(lease=lease, work=work, name=name)
+            )
         except base.ProviderError as error:
             if isinstance(error, chain.AllFailed):
                 instrument.provider_failed(
                     lease=lease, region=self._region, failures=error.failures
                 )
             return await self._fail(lease=lease, error=error.message, retryable=error.retryable)
-        if isinstance(generated, chain.Outcome):
-            instrument.generated(
-                lease=lease,
-                region=self._region,
-                outcome=generated,
-                seconds=time.perf_counter() - started,
-            )
-        if generated == "abandoned" and await self._queue.release(lease=lease):
+        if made == "abandoned" and await self._queue.release(lease=lease):
             logger.warning("item %s: handed back unfinished (stopping)", _name(lease))
             return "released"
-        if not isinstance(generated, chain.Outcome) or not await self._queue.renew(lease=lease):
-            # Another delivery owns the item now; storing here could only race with it.
+        if not isinstance(made, _Made):
+            # Another delivery owns the item now; storing or recording could only race it.
             logger.warning("item %s: lease lost, result dropped", _name(lease))
             return "lost"
-        image = generated.image
-        metadata = metadata_of(lease=lease, outcome=generated)
-        stored = await self._hold(
-            lease=lease,
-            work=self._with_store(
-                lambda: self._store.put(name=name, data=image.data, metadata=metadata)
-            ),
-        )
-        if stored == "abandoned" and await self._queue.release(lease=lease):
-            logger.warning("item %s: handed back unstored (stopping)", _name(lease))
-            return "released"
-        if not isinstance(stored, storage.StoredObject):
-            logger.warning("item %s: lease lost while storing, result dropped", _name(lease))
-            return "lost"
         recorded = await self._queue.complete(
-            lease=lease, result=result_of(outcome=generated, uri=stored.uri, metadata=metadata)
+            lease=lease,
+            result=result_of(outcome=made.outcome, uri=made.stored.uri, metadata=made.metadata),
         )
-        logger.info("item %s: stored by %s", _name(lease), generated.provider)
+        logger.info("item %s: stored by %s", _name(lease), made.outcome.provider)
         return "succeeded" if recorded else "dropped"
+
+    async def _make_and_store(
+        self, *, lease: model.Lease, work: payload.WorkItem, name: objectstore.ImageName
+    ) -> _Made | Literal["lost"]:
+        """Generate, confirm the lease, store: one piece of work under one `_hold`, so
+        the lease is renewed throughout (a store outage included)."""
+        started = time.perf_counter()
+        outcome = await self._generate(work=work)
+        instrument.generated(
+            lease=lease, region=self._region, outcome=outcome, seconds=time.perf_counter() - started
+        )
+        if not await self._queue.renew(lease=lease):
+            return "lost"
+        # Hashing a photo-sized image takes milliseconds; hashlib frees the GIL, so a
+        # thread keeps the event loop (and the other slots) going meanwhile.
+        metadata = await asyncio.to_thread(metadata_of, lease=lease, outcome=outcome)
+        data = outcome.image.data
+        stored = await self._with_store(
+            lambda: self._store.put(name=name, data=data, metadata=metadata)
+        )
+        return _Made(outcome=outcome, stored=stored, metadata=metadata)
 
     async def _reuse(self, name: objectstore.ImageName) -> model.Json | None:
         found = await self._store.head(key=name.key)
