@@ -133,3 +133,9 @@ def test_a_relative_root_still_gives_absolute_uris(
     monkeypatch.chdir(tmp_path)
     store = files.FileStore(root=pathlib.Path("images"))
     assert store.uri(key=NAME.key).startswith("file:///")
+
+
+async def test_reading_a_missing_image_is_not_found(store: files.FileStore) -> None:
+    with pytest.raises(base.StoreError) as raised:
+        [chunk async for chunk in store.read(key=NAME.key)]
+    assert raised.value.reason == "NotFound"

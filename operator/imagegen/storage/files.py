@@ -105,6 +105,8 @@ class FileStore:
         path = self.path(key=key)
         try:
             file: BinaryIO = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError as error:
+            raise base.StoreError(store=self.name, reason="NotFound", detail=key) from error
         except OSError as error:
             raise base.StoreError(store=self.name, reason="Refused", detail=str(error)) from error
         try:
