@@ -124,6 +124,16 @@ async def assert_every_object_whole(
     assert sorted(entry.id for entry in progress.items) == ids
 
 
+async def assert_all_stored(
+    queue: core.Queue, store: base.Store, server: s3server.LocalS3, ids: list[str]
+) -> None:
+    """The batch finishes with every item succeeded, each one whole object on disk."""
+    progress = await finished(queue)
+    assert (progress.succeeded, progress.failed) == (len(ids), 0)
+    await assert_every_object_whole(store, progress, ids)
+    assert objects_on_disk(server) == [f"{item_id}.png" for item_id in ids]
+
+
 def objects_on_disk(server: s3server.LocalS3) -> list[str]:
     folder = server.object_path(f"acme/{UID}")
     if not folder.is_dir():
@@ -140,11 +150,7 @@ async def test_a_batch_lands_as_one_whole_object_per_item_with_metadata(
     ids = await enqueue(queue, 20)
     await workers.start(*s3_args(s3_server), "--concurrency", "4", env=s3_env(s3_server))
 
-    progress = await finished(queue)
-
-    assert (progress.succeeded, progress.failed) == (20, 0)
-    await assert_every_object_whole(store, progress, ids)
-    assert objects_on_disk(s3_server) == [f"{item_id}.png" for item_id in ids]
+    await assert_all_stored(queue, store, s3_server, ids)
 
 
 async def test_a_worker_killed_mid_batch_leaves_only_whole_objects(
@@ -168,11 +174,7 @@ async def test_a_worker_killed_mid_batch_leaves_only_whole_objects(
     assert await doomed.exit_code() == -signal.SIGKILL
     await workers.start(*s3_args(s3_server), "--concurrency", "4", env=s3_env(s3_server))
 
-    progress = await finished(queue)
-
-    assert (progress.succeeded, progress.failed) == (8, 0)
-    await assert_every_object_whole(store, progress, ids)
-    assert objects_on_disk(s3_server) == [f"{item_id}.png" for item_id in ids]
+    await assert_all_stored(queue, store, s3_server, ids)
 
 
 async def test_a_store_down_for_30_s_delays_the_batch_and_fails_nothing(
@@ -211,10 +213,7 @@ async def test_a_store_down_for_30_s_delays_the_batch_and_fails_nothing(
     assert not during.finished
     s3_server.restart()
 
-    progress = await finished(queue)
-
-    assert (progress.succeeded, progress.failed) == (30, 0)
-    await assert_every_object_whole(store, progress, ids)
+    await assert_all_stored(queue, store, s3_server, ids)
 
     async def cleared() -> bool:
         return await storehealth.read(redis=scratch_redis, pool=POOL) is None
