@@ -59,20 +59,6 @@ async def store(s3_server: s3server.LocalS3) -> AsyncIterator[base.Store]:
         yield opened
 
 
-def s3_args(server: s3server.LocalS3) -> tuple[str, ...]:
-    return (
-        "--store-url", "s3://images", "--store-endpoint", server.endpoint,
-        "--store-path-style", "true",
-    )  # fmt: skip
-
-
-def s3_env(server: s3server.LocalS3, *, secret: str | None = None) -> dict[str, str]:
-    return {
-        "AWS_ACCESS_KEY_ID": server.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": secret or server.secret_access_key,
-    }
-
-
 async def enqueue(queue: core.Queue, count: int) -> list[str]:
     ids = [f"i{n:03d}" for n in range(count)]
     specs = [model.ItemSpec(id=item_id, payload=WORK.to_json()) for item_id in ids]
@@ -148,7 +134,12 @@ async def test_a_batch_lands_as_one_whole_object_per_item_with_metadata(
     store: base.Store,
 ) -> None:
     ids = await enqueue(queue, 20)
-    await workers.start(*s3_args(s3_server), "--concurrency", "4", env=s3_env(s3_server))
+    await workers.start(
+        *s3fixtures.worker_args(s3_server),
+        "--concurrency",
+        "4",
+        env=s3fixtures.worker_env(s3_server),
+    )
 
     await assert_all_stored(queue, store, s3_server, ids)
 
@@ -161,8 +152,8 @@ async def test_a_worker_killed_mid_batch_leaves_only_whole_objects(
 ) -> None:
     ids = await enqueue(queue, 8)
     doomed = await workers.start(
-        *s3_args(s3_server), "--concurrency", "4", "--lease-seconds", "3",
-        "--simulated-cost-seconds", "1", env=s3_env(s3_server),
+        *s3fixtures.worker_args(s3_server), "--concurrency", "4", "--lease-seconds", "3",
+        "--simulated-cost-seconds", "1", env=s3fixtures.worker_env(s3_server),
     )  # fmt: skip
 
     async def some_stored_some_running() -> bool:
@@ -172,7 +163,12 @@ async def test_a_worker_killed_mid_batch_leaves_only_whole_objects(
     await until("a worker between two uploads", some_stored_some_running, seconds=60)
     doomed.signal(signal.SIGKILL)
     assert await doomed.exit_code() == -signal.SIGKILL
-    await workers.start(*s3_args(s3_server), "--concurrency", "4", env=s3_env(s3_server))
+    await workers.start(
+        *s3fixtures.worker_args(s3_server),
+        "--concurrency",
+        "4",
+        env=s3fixtures.worker_env(s3_server),
+    )
 
     await assert_all_stored(queue, store, s3_server, ids)
 
@@ -186,8 +182,8 @@ async def test_a_store_down_for_30_s_delays_the_batch_and_fails_nothing(
 ) -> None:
     ids = await enqueue(queue, 30)
     await workers.start(
-        *s3_args(s3_server), "--concurrency", "2", "--simulated-cost-seconds", "0.2",
-        "--lease-seconds", "6", env=s3_env(s3_server),
+        *s3fixtures.worker_args(s3_server), "--concurrency", "2", "--simulated-cost-seconds", "0.2",
+        "--lease-seconds", "6", env=s3fixtures.worker_env(s3_server),
     )  # fmt: skip
 
     async def some_stored() -> bool:
@@ -230,7 +226,10 @@ async def test_wrong_keys_are_reported_naming_the_store_and_no_secret_is_logged(
     wrong = "wrong-secret-" + "x" * 20
     await enqueue(queue, 2)
     worker = await workers.start(
-        *s3_args(s3_server), "--concurrency", "2", env=s3_env(s3_server, secret=wrong)
+        *s3fixtures.worker_args(s3_server),
+        "--concurrency",
+        "2",
+        env=s3fixtures.worker_env(s3_server, secret=wrong),
     )
 
     async def reported() -> bool:
