@@ -28,7 +28,7 @@ import lightkube
 import yaml
 
 from imagegen import resources
-from imagegen.api import operatorconfig
+from imagegen.api import objectstore, operatorconfig
 from imagegen.localcluster import (
     build,
     install,
@@ -148,11 +148,15 @@ def started_stack(
             ]
             applied = install.apply_files(client=client, paths=examples)
             print("applied:", ", ".join(applied))
+            # Every region's store is ./out (file://): the demo leaves plain PNGs to open
+            # and needs no extra server; deleting a batch deletes its folder there.
+            local_store = objectstore.ObjectStore(url=out.resolve().as_uri())
             setup = operatorsetup.prepare(
                 local=clusters,
                 rbac_dir=sources.rbac,
                 redis_urls=running.redis_urls,
                 workdir=workdir / "operator",
+                stores={name: local_store for name in clusters.regions},
             )
             running.children.append(_start_operator(setup=setup, running=running))
             tenants = _wait_tenants_observed(client=client, timeout_seconds=60)

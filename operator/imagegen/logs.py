@@ -91,6 +91,11 @@ class _TextFormatter(logging.Formatter):
         return super().format(record)
 
 
+_QUIET = ("botocore", "aiobotocore", "s3transfer")
+"""Libraries whose debug lines carry request signatures and access key ids: never more than
+warnings from them, whatever the verbosity."""
+
+
 def configure(*, format: Format, verbose: bool) -> None:
     """Set up the root logger of a process in the given format."""
     if format not in FORMATS:
@@ -100,3 +105,5 @@ def configure(*, format: Format, verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for chatty in _QUIET:
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -18,7 +18,9 @@ from lightkube.resources import core_v1
 from redis import exceptions as redis_errors
 
 from imagegen import redisconn
-from imagegen.api import meta, operatorconfig
+from imagegen.api import meta, objectstore, operatorconfig
+from imagegen.storage import base as storage
+from imagegen.storage import stores
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,11 @@ class RegionClient:
     limiter: aiolimiter.AsyncLimiter
     redis: redisconn.Client
     """The region's Redis (queues and progress), with bounded connect and command timeouts."""
+    store: storage.Store | None = None
+    """The region's object store (images), to delete a batch's images with the batch."""
+    store_config: objectstore.ObjectStore = dataclasses.field(
+        default_factory=objectstore.ObjectStore
+    )
 
     @contextlib.asynccontextmanager
     async def call(self) -> AsyncIterator[lightkube.AsyncClient]:
@@ -69,6 +76,8 @@ class Registry:
     """Clients of every region the operator configuration names."""
 
     clients: dict[str, RegionClient]
+    stores: contextlib.AsyncExitStack = dataclasses.field(default_factory=contextlib.AsyncExitStack)
+    """Keeps the regions' object-store clients open until `close`."""
 
     def get(self, name: str) -> RegionClient | None:
         """The client of a region, or None when the registry does not know it."""
@@ -82,6 +91,7 @@ class Registry:
         """Close every client."""
         for region in self.clients.values():
             await region.close()
+        await self.stores.aclose()
 
 
 async def connect(
@@ -97,6 +107,7 @@ async def connect(
         config.region_request_timeout_seconds, connect=config.region_connect_timeout_seconds
     )
     clients = {}
+    opened = contextlib.AsyncExitStack()
     for region in config.regions:
         kube_config = await _kubeconfig(
             region=region, management=management, default_namespace=config.operator_namespace
@@ -121,8 +132,43 @@ async def connect(
                     default_namespace=config.operator_namespace,
                 ),
             ),
+            store=await opened.enter_async_context(
+                stores.open_store(
+                    config=region.storage,
+                    credentials=await _store_credentials(
+                        region=region,
+                        management=management,
+                        default_namespace=config.operator_namespace,
+                    ),
+                )
+            ),
+            store_config=region.storage,
         )
-    return Registry(clients=clients)
+    return Registry(clients=clients, stores=opened)
+
+
+async def _store_credentials(
+    *,
+    region: operatorconfig.Region,
+    management: lightkube.AsyncClient,
+    default_namespace: str,
+) -> stores.Credentials | None:
+    """The object store's keys from the management cluster's copy of its Secret, if set."""
+    name = region.storage.credentials_secret
+    if name is None:
+        return None
+    values = [
+        (
+            await _secret_value(
+                reference=operatorconfig.SecretKeyRef(name=name, key=key),
+                management=management,
+                default_namespace=default_namespace,
+                what=f"region {region.name} object store credentials",
+            )
+        ).decode()
+        for key in (objectstore.ACCESS_KEY_ID, objectstore.SECRET_ACCESS_KEY)
+    ]
+    return stores.Credentials(access_key_id=values[0], secret_access_key=values[1])
 
 
 async def _redis_password(

@@ -19,6 +19,7 @@ from imagegen.localcluster import (
     operatorsetup,
     redis,
     rediscluster,
+    s3server,
     stack,
 )
 from tests.integration import (
@@ -27,6 +28,7 @@ from tests.integration import (
     gatewayworld,
     helmtool,
     operatorproc,
+    s3fixtures,
     tenantworld,
     webhookreceiver,
 )
@@ -104,6 +106,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Loc
     server.stop()
 
 
+@pytest.fixture
+def s3_server(tmp_path: pathlib.Path) -> Iterator[s3server.LocalS3]:
+    """A real S3-compatible server (versitygw) of the test's own, bucket `images`."""
+    server = s3server.start(binary=s3fixtures.binary(), workdir=tmp_path / "s3")
+    yield server
+    server.stop()
+
+
 SCRATCH_DB = 9
 """The database of the session's redis-server that queue and worker tests flush and use."""
 
@@ -171,19 +181,65 @@ def region_redis(
 
 
 @pytest.fixture(scope="session")
+def region_stores(
+    local_stack: stack.LocalStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, s3server.LocalS3]]:
+    """A real S3-compatible server (versitygw) per region, each with its own keys."""
+    servers: dict[str, s3server.LocalS3] = {}
+    try:
+        for name in local_stack.regions:
+            servers[name] = s3server.start(
+                binary=s3fixtures.binary(), workdir=tmp_path_factory.mktemp(f"s3-{name}")
+            )
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
 def operator_setup(
     local_stack: stack.LocalStack,
     crds_installed: None,
     region_redis: dict[str, redis.LocalRedis],
+    region_stores: dict[str, s3server.LocalS3],
+    kube: lightkube.Client,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> operatorsetup.OperatorSetup:
     """The operator's RBAC installed in every cluster, its ServiceAccount kubeconfigs and
-    a configuration file with a short drift-check interval."""
+    a configuration file with a short drift-check interval; each region's object store is
+    its versitygw, its keys in a Secret of the operator's namespace."""
+    setup = _operator_setup(
+        local_stack=local_stack,
+        region_redis=region_redis,
+        region_stores=region_stores,
+        workdir=tmp_path_factory.mktemp("operator"),
+    )
+    for name, server in region_stores.items():
+        s3fixtures.apply_credentials_secret(
+            client=kube, name=s3fixtures.secret_name(name), server=server
+        )
+    return setup
+
+
+def _operator_setup(
+    *,
+    local_stack: stack.LocalStack,
+    region_redis: dict[str, redis.LocalRedis],
+    region_stores: dict[str, s3server.LocalS3],
+    workdir: pathlib.Path,
+) -> operatorsetup.OperatorSetup:
     return operatorsetup.prepare(
         local=local_stack,
         rbac_dir=REPO / "manifests" / "rbac",
+        stores={
+            name: server.config().model_copy(
+                update={"credentials_secret": s3fixtures.secret_name(name)}
+            )
+            for name, server in region_stores.items()
+        },
         redis_urls={name: server.url for name, server in region_redis.items()},
-        workdir=tmp_path_factory.mktemp("operator"),
+        workdir=workdir,
         config_overrides={
             "driftCheckSeconds": DRIFT_CHECK_SECONDS,
             "failoverAfterSeconds": FAILOVER_AFTER_SECONDS,
@@ -192,6 +248,8 @@ def operator_setup(
             "autoscaling": {"scaleDownPercentPerMinute": 100},
             # A named profile for test_worker_placement's GPU node pool, and only there.
             "profiles": {"test-gpu": TEST_GPU_PROFILE},
+            "retentionCheckSeconds": RETENTION_CHECK_SECONDS,
+            "cleanupSweepSeconds": CLEANUP_SWEEP_SECONDS,
         },
     )
 
@@ -210,6 +268,8 @@ TEST_GPU_PROFILE = {
         }
     ],
 }
+RETENTION_CHECK_SECONDS = 2
+CLEANUP_SWEEP_SECONDS = 2
 FAILOVER_AFTER_SECONDS = 5
 
 

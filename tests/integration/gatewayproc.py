@@ -26,6 +26,8 @@ class GatewayProcess:
     workdir: pathlib.Path
     images_dir: pathlib.Path | None = None
     webhook_allowlist: tuple[str, ...] = ()
+    extra_settings: dict[str, object] = dataclasses.field(default_factory=dict)
+    """More settings (gateway/settings.py), such as each region's object store."""
     log_format: str = "json"
     child: process.ManagedProcess | None = None
     port: int = 0
@@ -48,6 +50,7 @@ class GatewayProcess:
         }
         if self.images_dir is not None:
             settings["images_dir"] = str(self.images_dir)
+        settings.update(self.extra_settings)
         config.write_text(yaml.safe_dump(settings))
         self.child = process.spawn(
             name="gateway",

@@ -246,11 +246,39 @@ def test_the_gateway_settings_file_holds_what_the_chart_decides(helm: helmtool.H
         "port": 8080,
         "operator_namespace": NAMESPACE,
         "webhook_allowlist": ["hooks.internal.example"],
+        "image_delivery": "redirect",
+        "stores": {
+            "us-east": {
+                "url": "s3://acme-imagegen-us-east/images",
+                "region": "us-east-1",
+                "credentialsSecret": "imagegen-store-us-east",
+            },
+            "eu-west": {
+                "url": "s3://acme-imagegen-eu-west/images",
+                "endpoint": "https://storage.googleapis.com",
+                "region": "auto",
+                "credentialsSecret": "imagegen-store-eu-west",
+            },
+            "asia-pacific": {
+                "url": "s3://imagegen/images",
+                "endpoint": "http://minio.storage.svc:9000",
+                "pathStyle": True,
+                "credentialsSecret": "imagegen-store-asia-pacific",
+            },
+        },
+        "store_credentials_dir": "/etc/imagegen/stores",
     }
     gateway = find(objects, "Deployment", "imagegen-gateway")
     container = gateway["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["gateway", "--config=/etc/imagegen/settings.yaml"]
     assert "redis" not in yaml.safe_dump(settings), "a Redis URL may carry a password"
+    # Each region's store keys as files, from its Secret; never in env, args or settings.
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}
+    for region in ("us-east", "eu-west", "asia-pacific"):
+        assert mounts[f"store-{region}"]["mountPath"] == f"/etc/imagegen/stores/{region}"
+        assert volumes[f"store-{region}"]["secret"]["secretName"] == f"imagegen-store-{region}"
+    assert "AWS_" not in yaml.safe_dump(container)
 
 
 def test_the_gateway_uses_the_trial_redis_when_no_url_is_given(helm: helmtool.Helm) -> None:

@@ -89,7 +89,7 @@ def finished(progress: model.BatchProgress) -> bool:
 def image_files(storage: pathlib.Path) -> list[str]:
     """Every image name under the batch's folder, leaving out the temporary files that a
     write cut short by SIGKILL leaves behind."""
-    folder = storage / UID
+    folder = storage / "acme" / UID
     return sorted(path.name for path in folder.iterdir() if not path.name.startswith("."))
 
 
@@ -119,7 +119,7 @@ async def test_two_workers_make_every_image_of_a_batch_once(
     assert (progress.succeeded, progress.failed) == (20, 0)
     assert image_files(storage) == [f"{item_id}.png" for item_id in ids]
     for entry in progress.items:
-        path = storage / UID / f"{entry.id}.png"
+        path = storage / "acme" / UID / f"{entry.id}.png"
         with Image.open(path) as image:
             assert (image.format, image.size) == ("PNG", (64, 48))
         assert entry.result is not None
@@ -199,7 +199,7 @@ async def test_sigterm_hands_back_items_that_cannot_finish_in_the_grace(
     progress = await queue.progress(batch_uid=UID)
     assert (progress.queued, progress.running, progress.succeeded) == (4, 0, 0)
     assert all(entry.attempts == 0 for entry in progress.items)
-    assert not (storage / UID).exists()
+    assert not (storage / "acme" / UID).exists()
     await workers.start("--concurrency", "2")
     progress = await until(queue, finished)
     assert progress.succeeded == 4
@@ -303,4 +303,4 @@ async def test_with_only_a_failing_provider_items_fail_with_its_error(
         assert entry.error is not None
         assert entry.error.startswith("all providers failed: openai: openai: ")
         assert error in entry.error
-    assert not (storage / UID).exists()
+    assert not (storage / "acme" / UID).exists()

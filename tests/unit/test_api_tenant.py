@@ -47,6 +47,7 @@ FROM_APISERVER: dict[str, Any] = {
             "scaleDownThresholdPercent": 30,
             "providers": [{"name": "local"}],
         },
+        "retention": {"batchTTLSeconds": 604800},
     },
     "status": {
         "observedGeneration": 2,

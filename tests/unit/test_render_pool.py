@@ -6,7 +6,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from imagegen.api import operatorconfig, podprofile, tenant
+from imagegen.api import objectstore, operatorconfig, podprofile, tenant
 from imagegen.render import labels, output, pool, profile
 from tests import builders
 
@@ -513,3 +513,31 @@ def test_no_two_fields_share_one_object() -> None:
     containers = [value for _, value in walk(manifests) if isinstance(value, dict | list)]
 
     assert len({id(container) for container in containers}) == len(containers)
+
+
+def test_an_s3_store_reaches_workers_as_settings_and_secret_references_only() -> None:
+    config = CONFIG.model_copy(deep=True)
+    config.regions[0].storage = objectstore.ObjectStore(
+        url="s3://imagegen-us/images",
+        endpoint="https://minio.store:9000",
+        path_style=True,
+        credentials_secret="imagegen-store",
+    )
+    objects = {
+        obj["kind"]: obj
+        for obj in pool.tenant_pool(tenant=metaphysical().model(), region="us-east", config=config)
+    }
+    (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
+    env = {variable["name"]: variable for variable in container["env"]}
+    assert env["IMAGEGEN_STORE_URL"]["value"] == "s3://imagegen-us/images"
+    assert env["IMAGEGEN_STORE_ENDPOINT"]["value"] == "https://minio.store:9000"
+    assert env["IMAGEGEN_STORE_PATH_STYLE"]["value"] == "true"
+    assert env["AWS_ACCESS_KEY_ID"] == {
+        "name": "AWS_ACCESS_KEY_ID",
+        "valueFrom": {"secretKeyRef": {"name": "imagegen-store", "key": "accessKeyId"}},
+    }
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "imagegen-store",
+        "key": "secretAccessKey",
+    }
+    assert not any("--store" in arg for arg in container["args"])

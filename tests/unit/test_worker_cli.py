@@ -1,7 +1,6 @@
 """`imagegen worker`: flags, their IMAGEGEN_* defaults, and settings checked before start."""
 
 import asyncio
-import pathlib
 import re
 
 import pytest
@@ -54,7 +53,7 @@ def test_flags_become_the_workers_settings(started: list[loop.WorkerSettings]) -
     )
     assert (settings.concurrency, settings.lease_seconds, settings.max_attempts) == (8, 2.0, 5)
     assert (settings.grace_seconds, settings.port) == (0.0, 0)
-    assert settings.storage_root == pathlib.Path("/data")
+    assert settings.store.url == "file:///data"
     assert settings.providers == ("openai", "local")
     assert settings.provider_settings.local.simulated_cost_seconds == 0.3
     assert settings.provider_settings.openai.base_url == "http://fake/v1"

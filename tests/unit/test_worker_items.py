@@ -3,14 +3,18 @@ stored, recorded; and what happens when the payload, the provider or the lease f
 The queue and the providers are test doubles; storage is a real folder."""
 
 import asyncio
+import hashlib
 import io
 import pathlib
 
 import pytest
 from PIL import Image
 
+from imagegen.api import objectstore
 from imagegen.queue import core, model, payload
-from imagegen.worker import items, storage
+from imagegen.storage import base as storage_base
+from imagegen.storage import files
+from imagegen.worker import items
 from imagegen.worker.providers import base
 
 UID = "5f0c6a4e-2d1b-4c6e-9a51-3b8f0e7d2c11"
@@ -87,7 +91,9 @@ class FakeProvider:
         """Nothing to release."""
 
 
-def make_lease(document: model.Json | None = None, *, item_id: str = "a1") -> model.Lease:
+def make_lease(
+    document: model.Json | None = None, *, item_id: str = "a1", attempt: int = 1
+) -> model.Lease:
     return model.Lease(
         batch_uid=UID,
         item_id=item_id,
@@ -95,7 +101,7 @@ def make_lease(document: model.Json | None = None, *, item_id: str = "a1") -> mo
         tier="standard",
         priority="normal",
         payload=WORK.to_json() if document is None else document,
-        attempt=1,
+        attempt=attempt,
         worker_id="w1",
         token="t",
         expires_at=4_000_000_000.0,
@@ -103,13 +109,11 @@ def make_lease(document: model.Json | None = None, *, item_id: str = "a1") -> mo
 
 
 @pytest.fixture
-def store(tmp_path: pathlib.Path) -> storage.LocalStorage:
-    return storage.LocalStorage(root=tmp_path)
+def store(tmp_path: pathlib.Path) -> files.FileStore:
+    return files.FileStore(root=tmp_path)
 
 
-def runner(
-    queue: FakeQueue, store: storage.LocalStorage, *providers: FakeProvider
-) -> items.ItemRunner:
+def runner(queue: FakeQueue, store: files.FileStore, *providers: FakeProvider) -> items.ItemRunner:
     return items.ItemRunner(
         queue=queue,
         providers={provider.name: provider for provider in providers or (FakeProvider(),)},
@@ -117,18 +121,29 @@ def runner(
     )
 
 
-def stored(store: storage.LocalStorage) -> list[str]:
-    return sorted(path.name for path in store.root.rglob("*") if path.is_file())
+def stored(store: files.FileStore) -> list[str]:
+    return sorted(
+        path.name
+        for path in store.root.rglob("*")
+        if path.is_file() and not path.name.startswith(".")
+    )
+
+
+NAME = objectstore.ImageName(tenant="acme", batch_uid=UID, item_id="a1", format="png")
+
+
+def image_path(store: files.FileStore) -> pathlib.Path:
+    return store.path(key=NAME.key)
 
 
 async def test_an_item_is_generated_stored_and_completed_with_its_result(
-    store: storage.LocalStorage,
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue()
 
     assert await runner(queue, store).run(lease=make_lease()) == "succeeded"
 
-    path = store.path_for(batch_uid=UID, item_id="a1", format="png")
+    path = image_path(store)
     assert queue.completed == [
         {
             "uri": path.as_uri(),
@@ -137,6 +152,7 @@ async def test_an_item_is_generated_stored_and_completed_with_its_result(
             "width": 64,
             "height": 48,
             "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(png(64, 48)).hexdigest(),
             "fallbacks": [],
         }
     ]
@@ -144,7 +160,7 @@ async def test_an_item_is_generated_stored_and_completed_with_its_result(
 
 
 async def test_the_asked_provider_goes_first_and_fallbacks_are_recorded(
-    store: storage.LocalStorage,
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue()
     down = base.ProviderError("openai: HTTP 500: down", retryable=True)
@@ -164,7 +180,7 @@ async def test_the_asked_provider_goes_first_and_fallbacks_are_recorded(
 
 
 async def test_a_malformed_payload_fails_at_once_naming_the_field(
-    store: storage.LocalStorage,
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue()
     provider = FakeProvider()
@@ -176,7 +192,7 @@ async def test_a_malformed_payload_fails_at_once_naming_the_field(
     assert provider.calls == 0
 
 
-async def test_an_item_id_that_is_no_file_name_fails_at_once(store: storage.LocalStorage) -> None:
+async def test_an_item_id_that_is_no_file_name_fails_at_once(store: files.FileStore) -> None:
     queue = FakeQueue()
 
     assert await runner(queue, store).run(lease=make_lease(item_id="../up")) == "failed"
@@ -185,34 +201,36 @@ async def test_an_item_id_that_is_no_file_name_fails_at_once(store: storage.Loca
 
 
 async def test_a_redelivered_item_whose_image_is_stored_completes_without_generating(
-    store: storage.LocalStorage,
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue()
     provider = FakeProvider()
-    uri = await store.save(batch_uid=UID, item_id="a1", format="png", data=png(64, 48))
+    metadata = {"provider": "local", "sha256": "abc", "width": "64", "height": "48"}
+    uri = (await store.put(name=NAME, data=png(64, 48), metadata=metadata)).uri
 
-    assert await runner(queue, store, provider).run(lease=make_lease()) == "reused"
+    assert await runner(queue, store, provider).run(lease=make_lease(attempt=2)) == "reused"
 
     assert provider.calls == 0
     result = queue.completed[0]
-    assert (result["uri"], result["reused"], result["provider"]) == (uri, True, None)
+    assert (result["uri"], result["reused"], result["provider"]) == (uri, True, "local")
     assert (result["width"], result["height"], result["contentType"]) == (64, 48, "image/png")
     assert stored(store) == ["a1.png"]
 
 
-async def test_an_unreadable_file_in_the_items_place_is_made_anew(
-    store: storage.LocalStorage,
+async def test_a_file_in_the_items_place_without_metadata_is_made_anew(
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue()
-    await store.save(batch_uid=UID, item_id="a1", format="png", data=b"not an image")
+    image_path(store).parent.mkdir(parents=True)
+    image_path(store).write_bytes(b"not an image")
 
-    assert await runner(queue, store).run(lease=make_lease()) == "succeeded"
-    assert store.path_for(batch_uid=UID, item_id="a1", format="png").read_bytes() == png(64, 48)
+    assert await runner(queue, store).run(lease=make_lease(attempt=2)) == "succeeded"
+    assert image_path(store).read_bytes() == png(64, 48)
 
 
 @pytest.mark.parametrize(("retryable", "outcome"), [(True, "requeued"), (False, "failed")])
 async def test_a_provider_error_fails_the_attempt_as_retryable_as_it_was(
-    store: storage.LocalStorage, retryable: bool, outcome: items.Disposition
+    store: files.FileStore, retryable: bool, outcome: items.Disposition
 ) -> None:
     queue = FakeQueue()
     error = base.ProviderError("local: cannot render", retryable=retryable)
@@ -224,7 +242,7 @@ async def test_a_provider_error_fails_the_attempt_as_retryable_as_it_was(
 
 
 async def test_an_unexpected_error_is_recorded_on_the_item_as_retryable(
-    store: storage.LocalStorage,
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue()
     broken = FakeProvider(error=RuntimeError("boom"))
@@ -233,7 +251,7 @@ async def test_an_unexpected_error_is_recorded_on_the_item_as_retryable(
     assert queue.failed == [("worker error: RuntimeError: boom", True)]
 
 
-async def test_the_lease_is_renewed_while_the_image_is_made(store: storage.LocalStorage) -> None:
+async def test_the_lease_is_renewed_while_the_image_is_made(store: files.FileStore) -> None:
     queue = FakeQueue(lease_seconds=0.03)
 
     assert await runner(queue, store, FakeProvider(delay=0.1)).run(lease=make_lease()) == (
@@ -244,7 +262,7 @@ async def test_the_lease_is_renewed_while_the_image_is_made(store: storage.Local
 
 
 async def test_a_lost_lease_stops_the_work_and_stores_nothing(
-    store: storage.LocalStorage,
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue(lease_seconds=0.03)
     queue.held = False
@@ -257,7 +275,7 @@ async def test_a_lost_lease_stops_the_work_and_stores_nothing(
 
 
 async def test_a_lease_lost_just_as_the_image_was_made_stores_nothing(
-    store: storage.LocalStorage,
+    store: files.FileStore,
 ) -> None:
     queue = FakeQueue()
     queue.held = False
@@ -266,7 +284,7 @@ async def test_a_lease_lost_just_as_the_image_was_made_stores_nothing(
     assert (queue.completed, stored(store)) == ([], [])
 
 
-async def test_abandoning_hands_the_item_back_unfinished(store: storage.LocalStorage) -> None:
+async def test_abandoning_hands_the_item_back_unfinished(store: files.FileStore) -> None:
     queue = FakeQueue()
     work = runner(queue, store, FakeProvider(gate=asyncio.Event()))
 
@@ -314,3 +332,88 @@ def test_prompts_are_clipped_for_logs() -> None:
     clipped = items.clip(text="x" * 200)
     assert len(clipped) == items.PROMPT_LOG_CHARS
     assert clipped.endswith("...")
+
+
+class FlakyStore(files.FileStore):
+    """A folder store whose puts fail `failures` times first, as a store in an outage."""
+
+    def __init__(self, *, root: pathlib.Path, failures: int, reason: storage_base.Reason) -> None:
+        super().__init__(root=root)
+        self.failures = failures
+        self.reason: storage_base.Reason = reason
+        self.puts = 0
+
+    async def put(
+        self, *, name: objectstore.ImageName, data: bytes, metadata: dict[str, str]
+    ) -> storage_base.StoredObject:
+        self.puts += 1
+        if self.puts <= self.failures:
+            raise storage_base.StoreError(
+                store="s3://b at http://x", reason=self.reason, detail="503"
+            )
+        return await super().put(name=name, data=data, metadata=metadata)
+
+
+class Health:
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.recoveries = 0
+
+    async def failed(self, *, error: storage_base.StoreError) -> None:
+        self.failures.append(error.reason)
+
+    async def recovered(self) -> None:
+        self.recoveries += 1
+
+
+@pytest.mark.parametrize("reason", ["Unreachable", "AccessDenied"])
+async def test_a_failing_store_delays_the_item_and_never_fails_it(
+    tmp_path: pathlib.Path, reason: storage_base.Reason
+) -> None:
+    queue = FakeQueue()
+    store = FlakyStore(root=tmp_path, failures=3, reason=reason)
+    health = Health()
+    work = items.ItemRunner(
+        queue=queue,
+        providers={"local": FakeProvider()},
+        store=store,
+        health=health,  # type: ignore[arg-type]
+    )
+
+    assert await asyncio.wait_for(work.run(lease=make_lease()), 10) == "succeeded"
+
+    assert (store.puts, queue.failed, health.failures) == (4, [], [reason] * 3)
+    assert health.recoveries >= 1
+    assert image_path(store).read_bytes() == png(64, 48)
+
+
+async def test_a_lease_lost_while_the_store_is_down_stores_nothing_and_fails_nothing(
+    tmp_path: pathlib.Path,
+) -> None:
+    queue = FakeQueue(lease_seconds=0.03)
+    store = FlakyStore(root=tmp_path, failures=10**6, reason="Unreachable")
+    work = items.ItemRunner(queue=queue, providers={"local": FakeProvider()}, store=store)
+    renewals = 0
+
+    async def renew(*, lease: model.Lease) -> bool:
+        nonlocal renewals
+        renewals += 1
+        return renewals < 5
+
+    queue.renew = renew  # type: ignore[method-assign]
+
+    assert await asyncio.wait_for(work.run(lease=make_lease()), 10) == "lost"
+    assert (queue.completed, queue.failed, stored(store)) == ([], [], [])
+
+
+async def test_a_first_delivery_never_looks_for_an_earlier_image(
+    store: files.FileStore,
+) -> None:
+    queue = FakeQueue()
+    provider = FakeProvider()
+    metadata = {"provider": "local", "sha256": "abc", "width": "64", "height": "48"}
+    await store.put(name=NAME, data=b"left by someone", metadata=metadata)
+
+    assert await runner(queue, store, provider).run(lease=make_lease()) == "succeeded"
+    assert provider.calls == 1
+    assert image_path(store).read_bytes() == png(64, 48)

@@ -58,6 +58,12 @@ capabilities:
 {{/* The gateway's settings file: gateway.settings, with what the chart decides on top. */}}
 {{- define "imagegen.gatewaySettings" -}}
 {{- $owned := dict "host" "0.0.0.0" "port" .Values.gateway.port "operator_namespace" .Release.Namespace -}}
+{{- $stores := dict -}}
+{{- range .Values.regions }}{{- if .storage }}{{- $_ := set $stores .name .storage }}{{- end }}{{- end }}
+{{- if $stores }}
+{{- $_ := set $owned "stores" $stores -}}
+{{- $_ := set $owned "store_credentials_dir" "/etc/imagegen/stores" -}}
+{{- end }}
 {{ toYaml (merge $owned (deepCopy .Values.gateway.settings)) }}
 {{- end }}
 
@@ -103,6 +109,18 @@ redis://imagegen-redis.{{ .Release.Namespace }}.svc:6379/0
     {{- end }}
   ports:
     {{- range .Values.networkPolicy.redis.ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+{{- end }}
+
+{{/* Egress to the regions' object stores (the operator deletes, the gateway reads). */}}
+{{- define "imagegen.egressObjectStore" -}}
+- to:
+    {{- range .Values.networkPolicy.objectStore.cidrs }}
+    - ipBlock: {cidr: {{ . }}}
+    {{- end }}
+  ports:
+    {{- range .Values.networkPolicy.objectStore.ports }}
     - {port: {{ . }}, protocol: TCP}
     {{- end }}
 {{- end }}

@@ -150,6 +150,7 @@ def _chart_properties() -> dict[str, Any]:
                 "enabled": {"type": "boolean"},
                 "apiServer": _obj({"cidrs": _CIDRS, "ports": _PORTS}),
                 "redis": _obj({"cidrs": _CIDRS, "ports": _PORTS}),
+                "objectStore": _obj({"cidrs": _CIDRS, "ports": _PORTS}),
                 "gatewayFrom": _PASSTHROUGH_LIST,
                 "webhookPorts": _PORTS,
             }

@@ -120,6 +120,10 @@ class Webhook(meta.Model):
         return events
 
 
+MAX_TTL_SECONDS = 366 * 86_400
+"""Longest retention a batch or Tenant may ask for: a year."""
+
+
 class ImageBatchSpec(meta.Model):
     """Desired state of an image batch."""
 
@@ -148,6 +152,12 @@ class ImageBatchSpec(meta.Model):
         False
     )
     """true stops the batch: queued items are removed and running ones dropped."""
+    ttl_seconds_after_finished: Annotated[int, pydantic.Field(ge=0, le=MAX_TTL_SECONDS)] | None = (
+        None
+    )
+    """Seconds after the batch finishes (completedAt) when the operator deletes it with its
+    images and queue data, as a Job's field of this name; unset: the Tenant's
+    spec.retention.batchTTLSeconds."""
 
     @pydantic.field_validator("items")
     @classmethod

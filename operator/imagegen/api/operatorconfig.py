@@ -6,6 +6,7 @@ A YAML file (a Helm-rendered ConfigMap in a cluster), read once at start:
       - name: us-east
         kubeconfig: /etc/imagegen/regions/us-east/kubeconfig
         redis: {url: "redis://redis.us-east:6379/0"}
+        storage: {url: "s3://imagegen-us-east/images", credentialsSecret: imagegen-store}
         weight: 2
 """
 
@@ -17,7 +18,7 @@ from typing import Annotated, Literal, Self
 import pydantic
 import yaml
 
-from imagegen.api import meta, podprofile, redisconfig, tenant
+from imagegen.api import meta, objectstore, podprofile, redisconfig, tenant
 
 Quantity = podprofile.Quantity
 
@@ -54,6 +55,10 @@ class Region(meta.Model):
     """The region is the cluster the operator runs in (its service account)."""
     redis: RegionRedis
     """The region's Redis."""
+    storage: objectstore.ObjectStore = pydantic.Field(default_factory=objectstore.ObjectStore)
+    """The region's object store, where its workers put images, the gateway reads them
+    and the operator deletes them after the batch's TTL. The default, each worker pod's
+    own volume, loses images with the pod: set an S3 store in production."""
     weight: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
     """Relative share of dispatch when preference and queue depth tie."""
 
@@ -129,6 +134,12 @@ class OperatorConfig(meta.Model):
     """How often each Tenant's objects are compared with what they should be."""
     failover_after_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
     """A batch's region unreachable this long: its unfinished items go to another region."""
+    retention_check_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 60
+    """How often finished batches are checked against their TTL: a batch outlives its
+    ttlSecondsAfterFinished by at most this."""
+    cleanup_sweep_seconds: Annotated[int, pydantic.Field(ge=1, le=3600)] = 30
+    """How often a deleted batch's images and queue keys in a region that did not answer
+    at deletion are tried again."""
     api_key_grace_seconds: Annotated[int, pydantic.Field(ge=0)] = 86_400
     """How long a rotated API key stays valid next to its successor."""
     region_request_timeout_seconds: Annotated[float, pydantic.Field(gt=0, le=120)] = 10.0

@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Self
 
 import pydantic
 
-from imagegen.api import meta, podprofile
+from imagegen.api import imagebatch, meta, podprofile
 
 REPLICAS_ORDERED: meta.Rule = meta.Rule(
     rule="self.minReplicas <= self.maxReplicas",
@@ -135,6 +135,20 @@ class Workers(meta.Model):
         return providers
 
 
+DEFAULT_BATCH_TTL_SECONDS = 7 * 86_400
+"""A finished batch and its images are kept a week unless the Tenant or batch says else."""
+
+
+class Retention(meta.Model):
+    """How long finished batches are kept."""
+
+    batch_ttl_seconds: Annotated[int, pydantic.Field(ge=0, le=imagebatch.MAX_TTL_SECONDS)] = (
+        pydantic.Field(default=DEFAULT_BATCH_TTL_SECONDS, alias="batchTTLSeconds")
+    )
+    """Default of each batch's spec.ttlSecondsAfterFinished: after it, the batch, its
+    images and its queue data are deleted."""
+
+
 class TenantSpec(meta.Model):
     """Desired state of a tenant."""
 
@@ -159,6 +173,8 @@ class TenantSpec(meta.Model):
     """Regions the tenant's batches may run in, in order of preference."""
     workers: Workers = pydantic.Field(default_factory=Workers)
     """Worker pools in each allowed region and how they scale."""
+    retention: Retention = pydantic.Field(default_factory=Retention)
+    """How long finished batches and their images are kept."""
 
     @pydantic.model_validator(mode="after")
     def _check_profile(self) -> Self:

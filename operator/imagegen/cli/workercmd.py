@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from imagegen.api import objectstore
 from imagegen.queue import keys
 from imagegen.worker import loop
 from imagegen.worker.providers import base, local, openai, registry
@@ -33,7 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag = functools.partial(_env_flag, parser)
     flag("--redis-url", settings.redis_url, help="the region's Redis, without credentials")
     flag("--concurrency", settings.concurrency, _positive(int), help="items generated at once")
-    flag("--storage-dir", settings.storage_root, pathlib.Path, help="where images are written")
+    flag(
+        "--storage-dir",
+        "out",
+        pathlib.Path,
+        help="where images are written when no --store-url is given (a file:// store)",
+    )
+    flag(
+        "--store-url",
+        "",
+        help="the region's object store, file:///path or s3://bucket[/prefix]; S3"
+        " credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or the pod's role",
+    )
+    flag("--store-endpoint", "", help="S3 API endpoint URL (default: AWS S3)")
+    flag("--store-region", objectstore.ObjectStore().region, help="S3 signing region")
+    flag(
+        "--store-path-style",
+        "false",
+        _boolean,
+        help="address buckets as endpoint/bucket (MinIO, versitygw, Ceph)",
+    )
     flag(
         "--providers",
         ",".join(settings.providers),
@@ -117,7 +137,7 @@ def _worker_settings(args: argparse.Namespace) -> loop.WorkerSettings:
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         max_attempts=args.max_attempts,
-        storage_root=args.storage_dir,
+        store=_store(args),
         providers=providers,
         provider_settings=registry.ProviderSettings(
             local=local.LocalSettings(simulated_cost_seconds=args.simulated_cost_seconds),
@@ -126,6 +146,26 @@ def _worker_settings(args: argparse.Namespace) -> loop.WorkerSettings:
         grace_seconds=args.grace_seconds,
         port=args.port,
     )
+
+
+def _store(args: argparse.Namespace) -> objectstore.ObjectStore:
+    """The store of the flags; pydantic's ValidationError (a ValueError) names the field."""
+    return objectstore.ObjectStore(
+        url=args.store_url or args.storage_dir.resolve().as_uri(),
+        endpoint=args.store_endpoint or None,
+        region=args.store_region,
+        path_style=args.store_path_style,
+    )
+
+
+def _boolean(text: str) -> bool:
+    """An argparse type: true/false, yes/no, 1/0."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "1"):
+        return True
+    if lowered in ("false", "no", "0", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false: {text}")
 
 
 def _worker_pool(args: argparse.Namespace) -> str:

@@ -29,9 +29,11 @@ from imagegen.controller import (
     batchlogs,
     batchstatus,
     bodies,
+    cleanup,
     conditions,
     dispatch,
     observe,
+    storecondition,
 )
 from imagegen.queue import core
 
@@ -50,6 +52,8 @@ class Context:
     management: lightkube.AsyncClient
     failover_after_seconds: float = 60.0
     """A batch's region unreachable this long: its unfinished items move to another."""
+    operator_namespace: str = "imagegen-system"
+    """Where the pending-cleanup ConfigMap lives (`cleanup.PENDING`)."""
     clock: Callable[[], datetime.datetime] = bodies.utc_now
     admission_locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
@@ -75,6 +79,13 @@ def register(*, registry: kopf.OperatorRegistry, context: Context) -> None:
     async def remove_batch(body: kopf.Body, **_: Any) -> None:
         with batchlogs.bound(body), observe.handling(KIND):
             await cancel_in_queue(context=context, body=body)
+            await cleanup.on_deleted(
+                registry=context.registry,
+                management=context.management,
+                namespace=context.operator_namespace,
+                batch=imagebatch.ImageBatch.model_validate(bodies.plain(body)),
+                owner=await _tenant(context=context, name=body.spec["tenant"]),
+            )
         observe.batch_gone(uid=body.metadata.uid)
 
 
@@ -155,6 +166,7 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
                 await queue.cancel_batch(batch_uid=batch.metadata.uid)
                 cancel_sent = True
             progress = await queue.progress(batch_uid=batch.metadata.uid)
+            trouble = await storecondition.read(region=region, pool=queue.keyspace.pool)
         except regions.UNREACHABLE_ERRORS as error:
             logger.warning(
                 "batch %s: region %s unreachable: %s", batch.metadata.name, region.name, error
@@ -176,6 +188,10 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
             previous=written or status, progress=progress,
             generation=batch.metadata.generation, now=context.clock(),
         )  # fmt: skip
+        wanted = storecondition.apply(
+            status=wanted, trouble=trouble, region=region.name,
+            generation=batch.metadata.generation, now=context.clock(),
+        )  # fmt: skip
         if batchstatus.should_write(
             written=written or status,
             wanted=wanted,
@@ -185,6 +201,12 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
             if wanted.phase in batchstatus.TERMINAL:
                 observe.batch_finished(tenant_name=batch.spec.tenant, status=wanted)
                 logger.info("batch %s: %s", wanted.phase, wanted.progress)
+                await cleanup.release_queue(
+                    redis=region.redis,
+                    region=region.name,
+                    pool=queue.keyspace.pool,
+                    batch_uid=batch.metadata.uid,
+                )
             if wanted.phase != (written or status).phase:
                 kopf.info(
                     body,

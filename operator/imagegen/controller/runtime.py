@@ -17,9 +17,11 @@ from imagegen.api import meta, operatorconfig
 from imagegen.controller import (
     batches,
     capacity,
+    cleanup,
     livecache,
     login,
     observe,
+    retention,
     secretaccess,
     settings,
     sweep,
@@ -104,6 +106,7 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             registry=registry,
             management=management,
             failover_after_seconds=config.failover_after_seconds,
+            operator_namespace=config.operator_namespace,
         )
         background = [
             asyncio.create_task(
@@ -113,6 +116,19 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             ),
             asyncio.create_task(observe.sample_queues_forever(registry=registry)),
             *(asyncio.create_task(feed.run()) for feed in pod_feeds),
+            asyncio.create_task(
+                retention.run_forever(
+                    management=management, interval_seconds=config.retention_check_seconds
+                )
+            ),
+            asyncio.create_task(
+                cleanup.sweep_forever(
+                    registry=registry,
+                    management=management,
+                    namespace=config.operator_namespace,
+                    interval_seconds=config.cleanup_sweep_seconds,
+                )
+            ),
         ]
         try:
             async with _metrics_served(options=options):

@@ -23,6 +23,7 @@ from imagegen.gateway import (
     batchstore,
     bodylimit,
     idempotency,
+    imagestores,
     keyindex,
     metrics,
     openapi,
@@ -32,7 +33,7 @@ from imagegen.gateway import (
     settings,
     tenants,
 )
-from imagegen.gateway.routes import batches, events, health, images
+from imagegen.gateway.routes import batches, batchimages, events, health, images
 from imagegen.gateway.webhooks import service
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,13 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for router in (batches.router, events.router, images.router, health.router):
+    for router in (
+        batches.router,
+        events.router,
+        images.router,
+        batchimages.router,
+        health.router,
+    ):
         app.include_router(router)
     app.add_exception_handler(problems.Problem, _problem)
     app.add_exception_handler(exceptions.RequestValidationError, _invalid_request)
@@ -82,6 +89,8 @@ def _lifespan(
             timeout_seconds=config.timeouts.redis_seconds,
         )
         keys, directory = keyindex.KeyIndex(), tenants.TenantDirectory()
+        image_stores = contextlib.AsyncExitStack()
+        region_stores = await image_stores.enter_async_context(imagestores.opened(config))
         watchers = [
             reflector.Reflector(
                 client=kube,
@@ -110,6 +119,7 @@ def _lifespan(
             limiter=ratelimit.RateLimiter(redis=store),
             idempotency=idempotency.IdempotencyStore(redis=store),
             redis=store,
+            images=region_stores,
         )
         app.state.synced = lambda: {w.what: w.synced.is_set() for w in watchers}
         tasks = [asyncio.create_task(w.run(), name=w.what) for w in watchers]
@@ -126,6 +136,7 @@ def _lifespan(
             await asyncio.gather(*tasks, return_exceptions=True)
             await store.aclose()
             await kube.close()
+            await image_stores.aclose()
 
     return lifespan
 

@@ -122,7 +122,8 @@ class BatchObject(ApiModel):
     items: list[ItemResult] = pydantic.Field(default_factory=list)
     """Results of the items that have one."""
     links: dict[str, str]
-    """self, events, cancel and images (a template with {item_id})."""
+    """self, events, cancel, images (a template with {item_id}), imageList (every stored
+    image with its link) and archive (a zip of them all)."""
 
 
 class BatchList(ApiModel):

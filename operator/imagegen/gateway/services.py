@@ -14,6 +14,7 @@ from imagegen import logs, ratelimit, redisconn
 from imagegen.gateway import (
     batchstore,
     idempotency,
+    imagestores,
     keyindex,
     metrics,
     problems,
@@ -37,6 +38,8 @@ class Services:
     limiter: ratelimit.RateLimiter
     idempotency: idempotency.IdempotencyStore
     redis: redisconn.Client
+    images: imagestores.ImageStores
+    """Each region's object store, to serve images from."""
 
 
 def services(request: fastapi.requests.HTTPConnection) -> Services:

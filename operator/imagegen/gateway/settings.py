@@ -8,7 +8,7 @@ from typing import Annotated
 import pydantic
 import yaml
 
-from imagegen.api import meta
+from imagegen.api import meta, objectstore
 
 
 class Timeouts(pydantic.BaseModel):
@@ -57,8 +57,17 @@ class GatewaySettings(pydantic.BaseModel):
     """Largest request body. 100 items with 2000-character prompts and negative prompts fit
     in well under 1 MiB of JSON; anything bigger is refused with 413 while it is read."""
     images_dir: pathlib.Path | None = None
-    """Where workers store images (a shared volume); images are served from here only.
-    None: GET .../images/{item} answers 501."""
+    """A folder the workers store images in (a shared volume, the local stack): the store
+    of every region that `stores` does not name. None: such regions' images answer 501."""
+    stores: dict[meta.DnsLabel, objectstore.ObjectStore] = pydantic.Field(default_factory=dict)
+    """Each region's object store, as the operator's config names it."""
+    store_credentials_dir: pathlib.Path | None = None
+    """Folder with one subfolder per region holding `accessKeyId` and `secretAccessKey`
+    (the chart mounts each region's Secret there). A region without one uses botocore's
+    default chain (the pod's role)."""
+    image_delivery: objectstore.Delivery = "redirect"
+    """`redirect`: 302 to a presigned URL of the store, which clients must reach;
+    `stream`: the gateway reads the object and streams it (a folder store always is)."""
     page_size: Annotated[int, pydantic.Field(ge=1, le=500)] = 50
     """Batches per page of GET /api/v1/batches when the client asks for no limit."""
     timeouts: Timeouts = pydantic.Field(default_factory=Timeouts)

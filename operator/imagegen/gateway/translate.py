@@ -107,6 +107,8 @@ def batch_object(obj: dict[str, Any]) -> schemas.BatchObject:
             "events": f"{base}/events",
             "cancel": f"{base}/cancel",
             "images": f"{base}/images/{{item_id}}",
+            "imageList": f"{base}/images",
+            "archive": f"{base}/images.zip",
         },
     )
 

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,12 @@ MODULES = (
         packages={"argocd": "github.com/argoproj/argo-cd/v3/cmd"},
         go_toolchain=ARGOCD_GO_TOOLCHAIN,
     ),
+    # Each region's S3-compatible object store in tests and the local stack: an S3
+    # gateway onto a folder, with SigV4, presigned URLs and per-object metadata.
+    GoModule(
+        directory="versitygw",
+        packages={"versitygw": "github.com/versity/versitygw/cmd/versitygw"},
+    ),
 )
 
 
@@ -142,13 +149,19 @@ def module_digest(*, module: GoModule, source_dir: pathlib.Path) -> str:
 
 
 def ensure_built(
-    *, source_dir: pathlib.Path | None = None, cache_dir: pathlib.Path | None = None
+    *,
+    source_dir: pathlib.Path | None = None,
+    cache_dir: pathlib.Path | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, pathlib.Path]:
-    """Build every control-plane binary that is not cached yet; return name -> path."""
+    """Build every control-plane binary that is not cached yet (or those of the modules
+    `only` names); return name -> path."""
     source_dir = source_dir or default_source_dir()
     cache_dir = cache_dir or default_cache_dir()
     binaries: dict[str, pathlib.Path] = {}
     for module in MODULES:
+        if only is not None and module.directory not in only:
+            continue
         target = (
             cache_dir
             / "bin"

@@ -13,6 +13,7 @@ from lightkube.models import authentication_v1, meta_v1
 from lightkube.resources import core_v1
 
 from imagegen import resources
+from imagegen.api import objectstore
 from imagegen.localcluster import cluster, install, stack
 
 SERVICE_ACCOUNT = "imagegen-operator"
@@ -36,10 +37,11 @@ def prepare(
     redis_urls: Mapping[str, str],
     workdir: pathlib.Path,
     config_overrides: dict[str, Any] | None = None,
+    stores: Mapping[str, objectstore.ObjectStore] | None = None,
 ) -> OperatorSetup:
     """Apply rbac_dir/management.yaml and rbac_dir/region.yaml, mint tokens, and write a
-    kubeconfig per cluster plus the operator configuration file naming them and each
-    region's Redis (redis_urls, by region name)."""
+    kubeconfig per cluster plus the operator configuration file naming them, each
+    region's Redis (redis_urls, by region name) and object store (`stores`, if given)."""
     workdir.mkdir(parents=True, exist_ok=True)
     management = service_account_kubeconfig(
         target=local.management, manifest=rbac_dir / "management.yaml", workdir=workdir
@@ -52,7 +54,16 @@ def prepare(
     }
     config: dict[str, Any] = {
         "regions": [
-            {"name": name, "kubeconfig": str(path), "redis": {"url": redis_urls[name]}}
+            {
+                "name": name,
+                "kubeconfig": str(path),
+                "redis": {"url": redis_urls[name]},
+                **(
+                    {"storage": stores[name].model_dump(mode="json", exclude_defaults=True)}
+                    if stores and name in stores
+                    else {}
+                ),
+            }
             for name, path in regional.items()
         ],
         **(config_overrides or {}),

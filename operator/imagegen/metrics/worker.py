@@ -58,3 +58,11 @@ LEASE_EXPIRIES = Counter(
     ["tenant", "region"],
     registry=REGISTRY,
 )
+STORE_ERRORS = Counter(
+    "imagegen_worker_store_errors_total",
+    "Failed tries to read or write the region's object store, each retried with backoff"
+    " while the item's lease holds, by region and reason (Unreachable, AccessDenied,"
+    " NotFound, Refused).",
+    ["region", "reason"],
+    registry=REGISTRY,
+)

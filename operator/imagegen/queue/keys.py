@@ -23,6 +23,9 @@ Keys of pool P (`ig:q:{P}:` prefix):
   payload (JSON), state, attempts, enqueued (ms), token, worker, expires (ms), result
   (JSON), error.
 
+- `store-trouble` STRING (JSON, expiring): the pool's workers' latest failure to reach the
+  region's object store, cleared by their next success (see `storehealth`).
+
 Channel `ig:q:{P}:events:<uid>` (sharded pub/sub) carries one JSON message per state
 change of the batch's items.
 
@@ -106,6 +109,11 @@ class Keyspace:
     def seq(self) -> str:
         """STRING counter that orders items within a lane."""
         return self._key("seq")
+
+    @property
+    def store_trouble(self) -> str:
+        """STRING (JSON) the pool's latest object-store failure, expiring."""
+        return self._key("store-trouble")
 
     def pool_keys(self) -> list[str]:
         """The keys every script gets first, in the order `common.lua` reads them."""

@@ -65,6 +65,11 @@ class Lease:
     """Why the item's previous lease ended (`EXPIRED` when it ran out unrenewed); None
     on a first delivery."""
 
+    @property
+    def redelivered(self) -> bool:
+        """Whether an earlier lease of the item ended (expired, failed, retried)."""
+        return self.attempt > 1 or self.previous_error is not None
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ItemProgress:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final
 
-from imagegen.api import operatorconfig, podprofile, tenant
+from imagegen.api import objectstore, operatorconfig, podprofile, tenant
 from imagegen.render import labels, profile, quantity
 
 Manifest = dict[str, Any]
@@ -248,10 +248,38 @@ def _container_env(
     providers = ",".join(provider.name for provider in pool.workers.providers)
     env.append(_env("IMAGEGEN_PROVIDERS", providers))
     env.append(_env("IMAGEGEN_CONCURRENCY", str(config.workers.concurrency)))
-    env.append(_env("IMAGEGEN_STORAGE_DIR", IMAGES_PATH))
+    env.extend(_store_env(region.storage))
     env.append(_env("IMAGEGEN_PORT", str(config.workers.port)))
     grace = max(1, config.workers.termination_grace_seconds - _GRACE_MARGIN_SECONDS)
     env.append(_env("IMAGEGEN_GRACE_SECONDS", str(grace)))
+    return env
+
+
+def _store_env(store: objectstore.ObjectStore) -> list[Manifest]:
+    """The region's object store; an S3 store's keys as references to its Secret in the
+    workers namespace, read by botocore from AWS_* (never in args, never a value here)."""
+    if store.scheme == "file":
+        # The pool's own volume: the default store, and the worker's scratch otherwise.
+        return [_env("IMAGEGEN_STORAGE_DIR", IMAGES_PATH)]
+    env = [
+        _env("IMAGEGEN_STORAGE_DIR", IMAGES_PATH),
+        _env("IMAGEGEN_STORE_URL", store.url),
+        _env("IMAGEGEN_STORE_REGION", store.region),
+        _env("IMAGEGEN_STORE_PATH_STYLE", "true" if store.path_style else "false"),
+    ]
+    if store.endpoint is not None:
+        env.append(_env("IMAGEGEN_STORE_ENDPOINT", store.endpoint))
+    if store.credentials_secret is not None:
+        for variable, key in (
+            ("AWS_ACCESS_KEY_ID", objectstore.ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", objectstore.SECRET_ACCESS_KEY),
+        ):
+            env.append(
+                {
+                    "name": variable,
+                    "valueFrom": {"secretKeyRef": {"name": store.credentials_secret, "key": key}},
+                }
+            )
     return env
 
 

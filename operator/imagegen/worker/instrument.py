@@ -23,7 +23,7 @@ def started(*, pool: str, region: str, providers: Sequence[str]) -> None:
 
 def leased(*, lease: model.Lease, region: str) -> None:
     """Count a delivery that is not the item's first, and why the earlier one ended."""
-    if lease.attempt <= 1 and lease.previous_error is None:
+    if not lease.redelivered:
         return
     metrics.REDELIVERIES.labels(tenant=lease.tenant, region=region).inc()
     if lease.previous_error == model.EXPIRED:
@@ -54,3 +54,8 @@ def provider_failed(*, lease: model.Lease, region: str, failures: Sequence[chain
             provider=failure.provider,
             reason="retryable" if failure.retryable else "final",
         ).inc()
+
+
+def store_failed(*, region: str, reason: str) -> None:
+    """A try of the object store that failed (and will be retried)."""
+    metrics.STORE_ERRORS.labels(region=region, reason=reason).inc()

@@ -2,15 +2,20 @@
 
 1. Decode the payload (`queue.payload.WorkItem`); a malformed one fails at once, since no
    retry can fix it.
-2. If the item's image is already stored (an earlier delivery stored it, then lost its
-   lease or its worker before recording the result), complete with that file: the image
-   is never stored twice under another name.
+2. On a redelivery, if the item's image is already stored (an earlier delivery stored
+   it, then lost its lease or its worker before recording the result), complete with that
+   object: the image is never stored twice under another name.
 3. Otherwise generate it with the item's providers (the one it asks for first), while a
    renewal task extends the lease every third of its length. A lost lease (taken back,
    cancelled, forgotten) stops the work: another delivery owns the item now.
 4. Confirm the lease once more, store the image, record the result. The result is
-   `{uri, provider, contentType, width, height, bytes, fallbacks}`, where each fallback is
-   a provider that failed first: `{provider, error, retryable}`.
+   `{uri, provider, contentType, width, height, bytes, sha256, fallbacks}`, where each
+   fallback is a provider that failed first: `{provider, error, retryable}`.
+
+The object store being away or refusing (an outage, wrong credentials) delays the item,
+never fails it: reading and writing the store are retried with backoff for as long as the
+lease is held, and renewed, and every failed try is counted and reported to the operator
+(`storehealth`), which shows it on the batch.
 
 A provider error fails the attempt; the queue requeues it while attempts remain and the
 error is retryable. A stopping worker sets `abandon`: work still generating is dropped and
@@ -20,20 +25,22 @@ the item handed back without using an attempt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
-import pathlib
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal, Protocol, TypeVar
 
-from PIL import Image
+import tenacity
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from imagegen.api import imagebatch
+from imagegen.api import objectstore
 from imagegen.queue import core, model, payload
-from imagegen.worker import instrument, storage
+from imagegen.storage import base as storage
+from imagegen.worker import instrument, storehealth
 from imagegen.worker.providers import base, chain
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,19 @@ PROMPT_LOG_CHARS = 80
 _OUTAGE_FIRST_DELAY_SECONDS = 0.1
 _OUTAGE_MAX_DELAY_SECONDS = 1.0
 """Prompts are tenants' data: logs show at most this much of one."""
+STORE_RETRY_FIRST_SECONDS = 0.2
+STORE_RETRY_MAX_SECONDS = 5.0
+"""Backoff between tries of the store: from a blink (a dropped connection) up to a few
+seconds (an outage), so an item resumes within seconds of the store's return."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Made:
+    """An image generated and stored."""
+
+    outcome: chain.Outcome
+    stored: storage.StoredObject
+    metadata: dict[str, str]
 
 
 class LeaseKeeper(Protocol):
@@ -82,13 +102,14 @@ class ItemRunner:
         *,
         queue: LeaseKeeper,
         providers: Mapping[str, base.Provider],
-        store: storage.LocalStorage,
+        store: storage.Store,
         clock: Callable[[], float] = time.time,
         region: str = "",
+        health: storehealth.Reporter | None = None,
     ) -> None:
         """`providers`: what this worker runs, by name. `clock`: the queue's clock (wall
         time), to tell when a lease that could not be renewed has run out. `region`: the
-        region label of the worker's metrics."""
+        region label of the worker's metrics. `health`: where store trouble is reported."""
         self.abandon = asyncio.Event()
         """Set by a stopping worker: items still generating are handed back."""
         self._queue = queue
@@ -96,6 +117,7 @@ class ItemRunner:
         self._store = store
         self._clock = clock
         self._region = region
+        self._health = health
 
     async def run(self, *, lease: model.Lease) -> Disposition:
         """Take one delivery to its end. Redis errors propagate (the lease then expires
@@ -115,8 +137,11 @@ class ItemRunner:
     async def _run(self, *, lease: model.Lease) -> Disposition:
         try:
             work = payload.WorkItem.from_json(lease.payload)
-            path = self._store.path_for(
-                batch_uid=lease.batch_uid, item_id=lease.item_id, format=work.format
+            name = objectstore.ImageName(
+                tenant=lease.tenant,
+                batch_uid=lease.batch_uid,
+                item_id=lease.item_id,
+                format=work.format,
             )
         except ValueError as error:
             return await self._fail(lease=lease, error=str(error), retryable=False)
@@ -129,47 +154,42 @@ class ItemRunner:
             work.format,
             clip(text=work.prompt),
         )
-        existing = await asyncio.to_thread(stored_result, path=path, format=work.format)
+        existing = None
+        if lease.redelivered:
+            # Only an earlier delivery can have stored the image; a first one saves the
+            # store a round trip (and a re-stored image lands on the same key anyway).
+            looked = await self._hold(lease=lease, work=self._with_store(lambda: self._reuse(name)))
+            if isinstance(looked, str):
+                if looked == "abandoned" and await self._queue.release(lease=lease):
+                    return "released"
+                return "lost"
+            existing = looked
         if existing is not None:
             recorded = await self._queue.complete(lease=lease, result=existing)
             logger.debug("item %s: already stored, completed with the stored image", _name(lease))
             return "reused" if recorded else "dropped"
-        started = time.perf_counter()
         try:
-            generated = await self._hold(lease=lease, work=self._generate(work=work))
+            made = await self._hold(
+                lease=lease, work=self._make_and_store(lease=lease, work=work, name=name)
+            )
         except base.ProviderError as error:
             if isinstance(error, chain.AllFailed):
                 instrument.provider_failed(
                     lease=lease, region=self._region, failures=error.failures
                 )
             return await self._fail(lease=lease, error=error.message, retryable=error.retryable)
-        if isinstance(generated, chain.Outcome):
-            instrument.generated(
-                lease=lease,
-                region=self._region,
-                outcome=generated,
-                seconds=time.perf_counter() - started,
-            )
-        if generated == "abandoned" and await self._queue.release(lease=lease):
+        if made == "abandoned" and await self._queue.release(lease=lease):
             logger.warning("item %s: handed back unfinished (stopping)", _name(lease))
             return "released"
-        if not isinstance(generated, chain.Outcome) or not await self._through_outage(
-            lease=lease, call=lambda: self._queue.renew(lease=lease)
-        ):
-            # Another delivery owns the item now; storing here could only race with it.
+        if not isinstance(made, _Made):
+            # Another delivery owns the item now; storing or recording could only race it.
             logger.warning("item %s: lease lost, result dropped", _name(lease))
             return "lost"
-        uri = await self._store.save(
-            batch_uid=lease.batch_uid,
-            item_id=lease.item_id,
-            format=work.format,
-            data=generated.image.data,
-        )
-        result = result_of(outcome=generated, uri=uri)
+        result = result_of(outcome=made.outcome, uri=made.stored.uri, metadata=made.metadata)
         recorded = await self._through_outage(
             lease=lease, call=lambda: self._queue.complete(lease=lease, result=result)
         )
-        logger.info("item %s: stored by %s", _name(lease), generated.provider)
+        logger.info("item %s: stored by %s", _name(lease), made.outcome.provider)
         return "succeeded" if recorded else "dropped"
 
     async def _through_outage(
@@ -189,6 +209,61 @@ class ItemRunner:
                 logger.warning("item %s: redis unreachable (%s); retrying", _name(lease), error)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, _OUTAGE_MAX_DELAY_SECONDS)
+
+    async def _make_and_store(
+        self, *, lease: model.Lease, work: payload.WorkItem, name: objectstore.ImageName
+    ) -> _Made | Literal["lost"]:
+        """Generate, confirm the lease, store: one piece of work under one `_hold`, so
+        the lease is renewed throughout (a store outage included)."""
+        started = time.perf_counter()
+        outcome = await self._generate(work=work)
+        instrument.generated(
+            lease=lease, region=self._region, outcome=outcome, seconds=time.perf_counter() - started
+        )
+        if not await self._through_outage(lease=lease, call=lambda: self._queue.renew(lease=lease)):
+            return "lost"
+        # Hashing a photo-sized image takes milliseconds; hashlib frees the GIL, so a
+        # thread keeps the event loop (and the other slots) going meanwhile.
+        metadata = await asyncio.to_thread(metadata_of, lease=lease, outcome=outcome)
+        data = outcome.image.data
+        stored = await self._with_store(
+            lambda: self._store.put(name=name, data=data, metadata=metadata)
+        )
+        return _Made(outcome=outcome, stored=stored, metadata=metadata)
+
+    async def _reuse(self, name: objectstore.ImageName) -> model.Json | None:
+        found = await self._store.head(key=name.key)
+        return None if found is None else stored_result(stored=found)
+
+    async def _with_store(self, call: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        """`call` retried with capped, jittered backoff while the store fails; the lease
+        (`_hold`) bounds it. Each failure is counted and reported; a success clears it."""
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(storage.StoreError),
+            wait=tenacity.wait_exponential_jitter(
+                multiplier=STORE_RETRY_FIRST_SECONDS, max=STORE_RETRY_MAX_SECONDS
+            ),
+            before_sleep=self._store_failed,
+            reraise=True,
+        )
+
+        async def attempt() -> _T:
+            # A coroutine function: tenacity would not await a lambda's coroutine.
+            return await call()
+
+        result: _T = await retrying(attempt)
+        if self._health is not None:
+            await self._health.recovered()
+        return result
+
+    async def _store_failed(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if not isinstance(error, storage.StoreError):
+            return
+        instrument.store_failed(region=self._region, reason=error.reason)
+        logger.warning("object store failed (try %d, retrying): %s", state.attempt_number, error)
+        if self._health is not None:
+            await self._health.failed(error=error)
 
     async def _generate(self, *, work: payload.WorkItem) -> chain.Outcome:
         providers = chain_for(work=work, providers=self._providers)
@@ -287,7 +362,21 @@ def request_of(*, work: payload.WorkItem) -> base.GenerationRequest:
     )
 
 
-def result_of(*, outcome: chain.Outcome, uri: str) -> model.Json:
+def metadata_of(*, lease: model.Lease, outcome: chain.Outcome) -> dict[str, str]:
+    """The object's user metadata (`objectstore.METADATA_FIELDS`)."""
+    image = outcome.image
+    return {
+        "tenant": lease.tenant,
+        "batch": lease.batch_uid,
+        "item": lease.item_id,
+        "provider": outcome.provider,
+        "sha256": hashlib.sha256(image.data).hexdigest(),
+        "width": str(image.width),
+        "height": str(image.height),
+    }
+
+
+def result_of(*, outcome: chain.Outcome, uri: str, metadata: dict[str, str]) -> model.Json:
     """The result recorded for a generated and stored image."""
     image = outcome.image
     return {
@@ -297,6 +386,7 @@ def result_of(*, outcome: chain.Outcome, uri: str) -> model.Json:
         "width": image.width,
         "height": image.height,
         "bytes": len(image.data),
+        "sha256": metadata["sha256"],
         "fallbacks": [
             {"provider": failure.provider, "error": failure.message, "retryable": failure.retryable}
             for failure in outcome.failures
@@ -304,26 +394,24 @@ def result_of(*, outcome: chain.Outcome, uri: str) -> model.Json:
     }
 
 
-def stored_result(*, path: pathlib.Path, format: imagebatch.Format) -> model.Json | None:
-    """The result for an image already stored at `path`, or None if there is no readable
-    one. Which provider made it is not kept with the file, so `provider` is null and
-    `reused` says why. Blocking: call it in a thread."""
+def stored_result(*, stored: storage.StoredObject) -> model.Json | None:
+    """The result for an image already stored, from its metadata; None when the object
+    lacks it (stored by something else: the image is made anew). `reused` says why the
+    item made no new image."""
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return None
-    except (OSError, SyntaxError, Image.DecompressionBombError):
-        # Writes are atomic, so this is a file someone else put there: make the image anew.
+        width = int(stored.metadata["width"])
+        height = int(stored.metadata["height"])
+        sha256 = stored.metadata["sha256"]
+    except (KeyError, ValueError):
         return None
     return {
-        "uri": path.as_uri(),
-        "provider": None,
-        "contentType": base.CONTENT_TYPES[format],
+        "uri": stored.uri,
+        "provider": stored.metadata.get("provider"),
+        "contentType": stored.content_type,
         "width": width,
         "height": height,
-        "bytes": size,
+        "bytes": stored.size,
+        "sha256": sha256,
         "fallbacks": [],
         "reused": True,
     }

@@ -24,9 +24,12 @@ import socket
 from redis.exceptions import RedisError
 
 from imagegen import logs, redisconn
+from imagegen.api import objectstore
 from imagegen.metrics import worker as metrics
 from imagegen.queue import core, keys
-from imagegen.worker import health, instrument, items, storage
+from imagegen.storage import base as store_base
+from imagegen.storage import stores
+from imagegen.worker import health, instrument, items, storehealth
 from imagegen.worker.providers import base, chain, registry
 
 logger = logging.getLogger(__name__)
@@ -61,8 +64,12 @@ class WorkerSettings:
     seconds does not cost a renewal."""
     max_attempts: int = 3
     """Leases an item gets before it fails; the same number the operator's queue uses."""
-    storage_root: pathlib.Path = pathlib.Path("out")
-    """Where images are written, `<root>/<batch uid>/<item id>.<ext>`."""
+    store: objectstore.ObjectStore = dataclasses.field(
+        default_factory=lambda: objectstore.ObjectStore(url=pathlib.Path("out").resolve().as_uri())
+    )
+    """The region's object store: images go to `<tenant>/<batch uid>/<item id>.<ext>` in it.
+    An S3 store's credentials come from botocore's chain: AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY from the pool's Secret, or the pod's role."""
     providers: tuple[str, ...] = ("local",)
     """The providers this worker runs (IMAGEGEN_PROVIDERS); items use those they list."""
     provider_settings: registry.ProviderSettings = dataclasses.field(
@@ -112,36 +119,52 @@ async def run(*, settings: WorkerSettings, stop: asyncio.Event) -> None:
     providers = await _build_providers(settings=settings)
     client = redisconn.connect_url(settings.redis_url, password=settings.redis_password)
     try:
-        queue = core.Queue(
-            redis=client,
-            pool=settings.pool,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-        )
-        runner = items.ItemRunner(
-            queue=queue,
-            providers=providers,
-            store=storage.LocalStorage(root=settings.storage_root),
-            region=settings.region,
-        )
-        worker = Worker(queue=queue, runner=runner, client=client, settings=settings)
-        instrument.started(pool=settings.pool, region=settings.region, providers=settings.providers)
-        async with health.serving(
-            probes=worker, host=settings.host, port=settings.port, registry=metrics.REGISTRY
-        ):
-            logger.info(
-                "worker %s: region %s, pool %s, %d slots, providers %s",
-                settings.worker_id,
-                settings.region,
-                settings.pool,
-                settings.concurrency,
-                ", ".join(settings.providers),
+        async with stores.open_store(config=settings.store) as store:
+            await _work(
+                settings=settings, client=client, store=store, providers=providers, stop=stop
             )
-            await worker.run(stop=stop)
     finally:
         await client.aclose()
         await chain.ProviderChain(providers=list(providers.values())).aclose()
     logger.info("worker %s: stopped", settings.worker_id)
+
+
+async def _work(
+    *,
+    settings: WorkerSettings,
+    client: redisconn.Client,
+    store: store_base.Store,
+    stop: asyncio.Event,
+    providers: dict[str, base.Provider],
+) -> None:
+    queue = core.Queue(
+        redis=client,
+        pool=settings.pool,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+    )
+    runner = items.ItemRunner(
+        queue=queue,
+        providers=providers,
+        store=store,
+        region=settings.region,
+        health=storehealth.Reporter(redis=client, pool=settings.pool),
+    )
+    worker = Worker(queue=queue, runner=runner, client=client, settings=settings)
+    instrument.started(pool=settings.pool, region=settings.region, providers=settings.providers)
+    async with health.serving(
+        probes=worker, host=settings.host, port=settings.port, registry=metrics.REGISTRY
+    ):
+        logger.info(
+            "worker %s: region %s, pool %s, %d slots, providers %s, store %s",
+            settings.worker_id,
+            settings.region,
+            settings.pool,
+            settings.concurrency,
+            ", ".join(settings.providers),
+            store.name,
+        )
+        await worker.run(stop=stop)
 
 
 async def _build_providers(*, settings: WorkerSettings) -> dict[str, base.Provider]:

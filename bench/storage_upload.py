@@ -1,0 +1,282 @@
+"""Benchmark: the worker's store path against bare PUTs of the same bytes, and the Redis
+memory a finished batch leaves behind.
+
+Starts its own redis-server and versitygw (the S3-compatible server of the tests), makes
+`--images` PNGs with the local provider once, then, in one run against the same server:
+
+- bare:   `put_object` of each image's bytes with a plain aiobotocore client, nothing
+          else (no metadata, no checksum), `--concurrency` at a time;
+- worker: the same images through `ItemRunner` as a worker runs them: lease from the
+          queue, generate (a provider that hands out
+          the ready-made image, so generation costs nothing), renew the lease, PUT with
+          Content-MD5 and metadata, record the result; `--concurrency` slots.
+
+Both run `--rounds` times, alternating, each round on fresh keys; the median of each is
+reported (a shared machine's noise moves single short runs by tens of percent). Prints
+images/s of both and the ratio worker / bare (goal >= 0.8). Then runs `--batches`
+batches of 100 items through the queue, releases each (`controller.cleanup`) and prints
+used_memory and the key count before and after: the Redis memory per finished batch
+(goal 0).
+
+    .venv/bin/python bench/storage_upload.py [--images 400] [--concurrency 8] [--noise]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import io
+import pathlib
+import random
+import statistics
+import tempfile
+import time
+
+import aiobotocore.session
+import redis.asyncio as aioredis
+from aiobotocore import config as aioconfig
+from PIL import Image
+
+from imagegen.controller import cleanup
+from imagegen.localcluster import build, s3server
+from imagegen.localcluster import redis as localredis
+from imagegen.queue import core, keys, model, payload
+from imagegen.storage import stores
+from imagegen.worker import items
+from imagegen.worker.providers import base, local
+
+TENANT = "bench"
+POOL = keys.dedicated(tenant=TENANT)
+SIZE = 512
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Run:
+    name: str
+    images: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.images / self.seconds
+
+
+class ReadyMade:
+    """A provider that hands out images made beforehand, by prompt."""
+
+    name = "local"
+
+    def __init__(self, images: dict[str, base.GeneratedImage]) -> None:
+        self._images = images
+
+    async def generate(self, *, request: base.GenerationRequest) -> base.GeneratedImage:
+        return self._images[request.prompt]
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", type=int, default=SIZE, help="image width and height")
+    parser.add_argument(
+        "--noise", action="store_true", help="incompressible images (photo-sized PNGs)"
+    )
+    args = parser.parse_args()
+    binary = build.ensure_built(only=("versitygw",))["versitygw"]
+    with tempfile.TemporaryDirectory(prefix="imagegen-bench-") as scratch:
+        folder = pathlib.Path(scratch)
+        redis_server = localredis.start(workdir=folder / "redis")
+        s3 = s3server.start(binary=binary, workdir=folder / "s3")
+        try:
+            asyncio.run(measure(redis_url=redis_server.url, s3=s3, args=args))
+        finally:
+            s3.stop()
+            redis_server.stop()
+
+
+async def measure(*, redis_url: str, s3: s3server.LocalS3, args: argparse.Namespace) -> None:
+    images = await make_images(count=args.images, size=args.size, noise=args.noise)
+    bares, workers = [], []
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for round_number in range(args.rounds):
+            bares.append(
+                await run_bare(
+                    s3=s3, images=images, concurrency=args.concurrency, round_number=round_number
+                )
+            )
+            await client.flushdb()
+            workers.append(
+                await run_worker(
+                    s3=s3,
+                    client=client,
+                    images=images,
+                    concurrency=args.concurrency,
+                    round_number=round_number,
+                )
+            )
+        await client.flushdb()
+        await memory_per_batch(client=client, batches=args.batches)
+    finally:
+        await client.aclose()
+    size = sum(len(image.data) for image in images.values()) / len(images)
+    kind = "random-pixel" if args.noise else "flat-colour"
+    print(
+        f"{len(images)} {kind} PNGs of {args.size}x{args.size}, "
+        f"{size / 1024:.0f} KiB on average, "
+        f"{args.concurrency} at a time, to versitygw on loopback, {args.rounds} rounds"
+    )
+    bare_rate, worker_rate = median(bares), median(workers)
+    for name, runs in (("bare", bares), ("worker", workers)):
+        rates = ", ".join(f"{run.per_second:.1f}" for run in runs)
+        print(f"{name:>7}: median {median(runs):8.1f} images/s (rounds: {rates})")
+    print(f"  ratio worker / bare: {worker_rate / bare_rate:.2f} (goal >= 0.8)")
+
+
+def median(runs: list[Run]) -> float:
+    return statistics.median(run.per_second for run in runs)
+
+
+async def make_images(*, count: int, size: int, noise: bool) -> dict[str, base.GeneratedImage]:
+    """The local provider's pictures (flat colours: small PNGs), or with `noise` PNGs of
+    random pixels, which do not compress: the size a generated photo-like image has."""
+    provider = local.LocalProvider(settings=local.LocalSettings())
+    made = {}
+    for n in range(count):
+        prompt = f"a lighthouse, take {n}"
+        if noise:
+            made[prompt] = noise_png(size=size, seed=n)
+            continue
+        made[prompt] = await provider.generate(
+            request=base.GenerationRequest(
+                prompt=prompt, negative_prompt=None, width=size, height=size, seed=n, format="png"
+            )
+        )
+    return made
+
+
+def noise_png(*, size: int, seed: int) -> base.GeneratedImage:
+    pixels = random.Random(seed).randbytes(size * size * 3)  # noqa: S311 (test pixels)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (size, size), pixels).save(buffer, format="PNG", compress_level=1)
+    return base.GeneratedImage(
+        data=buffer.getvalue(), content_type="image/png", provider="local", width=size, height=size
+    )
+
+
+async def run_bare(
+    *,
+    s3: s3server.LocalS3,
+    images: dict[str, base.GeneratedImage],
+    concurrency: int,
+    round_number: int,
+) -> Run:
+    session = aiobotocore.session.get_session()
+    async with session.create_client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key_id,
+        aws_secret_access_key=s3.secret_access_key,
+        config=aioconfig.AioConfig(
+            s3={"addressing_style": "path"},
+            max_pool_connections=concurrency,
+            request_checksum_calculation="when_required",
+        ),
+    ) as client:
+        bodies = [image.data for image in images.values()]
+        slots = asyncio.Semaphore(concurrency)
+
+        async def put(n: int, body: bytes) -> None:
+            async with slots:
+                await client.put_object(
+                    Bucket=s3.bucket, Key=f"bare/{round_number}/{n}.png", Body=body
+                )
+
+        started = time.perf_counter()
+        await asyncio.gather(*(put(n, body) for n, body in enumerate(bodies)))
+        return Run(name="bare", images=len(bodies), seconds=time.perf_counter() - started)
+
+
+async def run_worker(
+    *,
+    s3: s3server.LocalS3,
+    client: aioredis.Redis,
+    images: dict[str, base.GeneratedImage],
+    concurrency: int,
+    round_number: int,
+) -> Run:
+    queue = core.Queue(redis=client, pool=POOL, lease_seconds=30)
+    batch = model.BatchRef(
+        uid=f"bench-{round_number}", tenant=TENANT, tier="standard", priority="normal"
+    )
+    specs = [
+        model.ItemSpec(
+            id=f"i{n:05d}",
+            payload=payload.WorkItem(
+                prompt=prompt,
+                width=images[prompt].width,
+                height=images[prompt].height,
+                providers=("local",),
+            ).to_json(),
+        )
+        for n, prompt in enumerate(images)
+    ]
+    await queue.enqueue_batch(batch=batch, items=specs)
+    credentials = stores.Credentials(
+        access_key_id=s3.access_key_id, secret_access_key=s3.secret_access_key
+    )
+    async with stores.open_store(config=s3.config(), credentials=credentials) as store:
+        runner = items.ItemRunner(queue=queue, providers={"local": ReadyMade(images)}, store=store)
+
+        async def slot() -> int:
+            done = 0
+            while (lease := await queue.lease(worker_id="bench")) is not None:
+                assert await runner.run(lease=lease) == "succeeded"
+                done += 1
+            return done
+
+        started = time.perf_counter()
+        done = sum(await asyncio.gather(*(slot() for _ in range(concurrency))))
+        seconds = time.perf_counter() - started
+    return Run(name="worker", images=done, seconds=seconds)
+
+
+async def memory_per_batch(*, client: aioredis.Redis, batches: int) -> None:
+    queue = core.Queue(redis=client, pool=POOL)
+    work = payload.WorkItem(
+        prompt="a lighthouse at dawn", width=64, height=64, providers=("local",)
+    )
+
+    async def one(uid: str) -> None:
+        batch = model.BatchRef(uid=uid, tenant=TENANT, tier="standard", priority="normal")
+        specs = [model.ItemSpec(id=f"i{n:03d}", payload=work.to_json()) for n in range(100)]
+        await queue.enqueue_batch(batch=batch, items=specs)
+        while (lease := await queue.lease(worker_id="bench")) is not None:
+            await queue.complete(lease=lease, result={"uri": f"s3://b/{uid}/{lease.item_id}"})
+        await cleanup.release_queue(redis=client, region="bench", pool=POOL, batch_uid=uid)
+
+    await one("warmup")
+    before_keys, before = await client.dbsize(), await used_memory(client)
+    for n in range(batches):
+        await one(f"batch-{n:03d}")
+    after_keys, after = await client.dbsize(), await used_memory(client)
+    print(
+        f"Redis after {batches} finished batches of 100, each released: "
+        f"keys {before_keys} -> {after_keys}, used_memory {before} -> {after} bytes, "
+        f"{(after - before) / batches:.0f} bytes per batch (goal 0)"
+    )
+
+
+async def used_memory(client: aioredis.Redis) -> int:
+    return int((await client.info("memory"))["used_memory"])
+
+
+if __name__ == "__main__":
+    main()

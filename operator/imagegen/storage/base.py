@@ -1,0 +1,85 @@
+"""The interface every object store offers, and its errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from typing import Literal, Protocol
+
+from imagegen.api import objectstore
+
+Reason = Literal["Unreachable", "AccessDenied", "NotFound", "Refused"]
+"""Why a store call failed: no answer (network, timeout, 5xx); the credentials were
+refused (or there are none); no such object or bucket; any other refusal."""
+
+CHUNK_BYTES = 256 * 1024
+"""Size of the pieces an object is read in: a stream never holds a whole image at once."""
+
+
+class StoreError(Exception):
+    """A store call failed; the message names the store, never a credential."""
+
+    def __init__(self, *, store: str, reason: Reason, detail: str) -> None:
+        super().__init__(f"object store {store}: {reason}: {detail}")
+        self.store = store
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoredObject:
+    """An object in a store."""
+
+    uri: str
+    """`file:///...` or `s3://bucket/key`: what an item's status records."""
+    key: str
+    """Name below the store's prefix, `<tenant>/<batch uid>/<item id>.<ext>`."""
+    size: int
+    content_type: str
+    metadata: Mapping[str, str]
+    """The user metadata it was stored with (`objectstore.METADATA_FIELDS`)."""
+
+
+class Store(Protocol):
+    """One region's object store."""
+
+    @property
+    def name(self) -> str:
+        """How logs and conditions name it (URL and endpoint, no credentials)."""
+        ...
+
+    def uri(self, *, key: str) -> str:
+        """The URI of the object `key`."""
+        ...
+
+    def key_of(self, *, uri: str) -> str | None:
+        """The key a URI names in this store, or None when it names no object here."""
+        ...
+
+    async def put(
+        self, *, name: objectstore.ImageName, data: bytes, metadata: Mapping[str, str]
+    ) -> StoredObject:
+        """Store the image atomically (no reader sees a part of it), replacing an earlier
+        copy of the same item. StoreError when the store fails."""
+        ...
+
+    async def head(self, *, key: str) -> StoredObject | None:
+        """The object's size, type and metadata, or None when there is none."""
+        ...
+
+    def read(self, *, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes in chunks of at most CHUNK_BYTES; StoreError when missing."""
+        ...
+
+    async def presign(self, *, key: str, seconds: int) -> str | None:
+        """A URL that reads the object without credentials for `seconds`, or None when
+        the store has no such URLs (a folder: the caller streams it)."""
+        ...
+
+    async def delete_prefix(self, *, prefix: str) -> int:
+        """Delete every object whose key starts with `prefix`; return how many went."""
+        ...
+
+    async def check(self) -> None:
+        """Reach the store and its bucket with the credentials; StoreError when not."""
+        ...
