@@ -15,10 +15,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test: lint controlplane redis-server
 	$(BIN)/pytest
 
-demo: $(BIN)/.installed controlplane redis-server
+# demo and dev build (once, cached) only the control-plane parts they start: no helm, no
+# Argo CD, which only some tests use.
+demo: $(BIN)/.installed redis-server
 	$(BIN)/imagegen demo
 
-dev: $(BIN)/.installed controlplane redis-server
+dev: $(BIN)/.installed redis-server
 	$(BIN)/imagegen dev
 
 lint: $(BIN)/.installed
