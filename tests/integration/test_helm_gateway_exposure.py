@@ -1,5 +1,6 @@
-"""How partners reach the gateway, as the real helm renders it: an Ingress with class,
-host and TLS Secret, or a LoadBalancer Service limited to source ranges."""
+"""What the chart exposes, as the real helm renders it: the gateway through an Ingress
+(class, host, TLS Secret) or a LoadBalancer limited to source ranges, and the regions'
+worker pods to Prometheus (PodMonitor)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pathlib
 
 import pytest
 
+from imagegen.render import labels
 from tests.integration import helmtool
 from tests.integration.helmtool import find
 
@@ -61,3 +63,31 @@ def test_a_load_balancer_can_be_limited_to_the_partners_addresses(helm: helmtool
     service = find(objects, "Service", "imagegen-gateway")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+
+
+def test_a_region_with_monitoring_scrapes_every_worker_pool(helm: helmtool.Helm) -> None:
+    objects = helm.template(
+        "--set", "mode=region", "--set", "monitoring.serviceMonitor.enabled=true"
+    )  # fmt: skip
+    monitor = find(objects, "PodMonitor", "imagegen-workers")
+    assert monitor["metadata"]["namespace"] == "imagegen-workers"
+    # The labels the operator puts on every worker pod (render/labels.py).
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        labels.NAME: labels.WORKER,
+        labels.COMPONENT: labels.WORKER_COMPONENT,
+    }
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+
+
+def test_log_format_is_set_as_the_global_flag_it_is(helm: helmtool.Helm) -> None:
+    objects = helm.template("--set", "logFormat=json")
+    for name in ("imagegen-operator", "imagegen-gateway"):
+        args = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0][
+            "args"
+        ]
+        assert args[0] == "--log-format=json", name
+        assert args[1] in ("operator", "gateway")
+    refused = helm.refused(
+        "template", helmtool.RELEASE, str(helmtool.CHART), "--set", "logFormat=yaml"
+    )
+    assert "logFormat" in refused

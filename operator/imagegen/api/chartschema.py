@@ -83,6 +83,10 @@ def _chart_properties() -> dict[str, Any]:
             required=["repository"],
         ),
         "imagePullSecrets": _PASSTHROUGH_LIST,
+        "logFormat": {
+            "enum": ["text", "json"],
+            "description": "Log lines of the operator and the gateway (imagegen --log-format).",
+        },
         "operator": _obj(
             {
                 "port": _PORT | {"minimum": 1024},
