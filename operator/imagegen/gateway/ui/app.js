@@ -84,7 +84,7 @@ async function route() {
     await openBatch(match[1]);
   } else {
     show("list-view");
-    await loadPage();
+    await guarded(loadPage);
   }
 }
 
