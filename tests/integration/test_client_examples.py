@@ -78,21 +78,27 @@ def test_each_client_example_follows_its_batch_to_success_and_saves_the_images(
     assert "requests left" in output
 
 
+def receiver_env(gw: GatewayWorld, key: str, secret: str) -> dict[str, str]:
+    """What a webhook example needs: the gateway, the key and the signing secret, and
+    where to listen, on the one address the session's gateway may send webhooks to."""
+    host = conftest.GATEWAY_WEBHOOK_HOST
+    port = process.free_port(host)
+    return {
+        "IMAGEGEN_URL": gw.gateway.url,
+        "IMAGEGEN_API_KEY": key,
+        "IMAGEGEN_WEBHOOK_SECRET": secret,
+        "WEBHOOK_HOST": host,
+        "WEBHOOK_PORT": str(port),
+        "WEBHOOK_PUBLIC_URL": f"http://{host}:{port}/hooks/imagegen",
+    }
+
+
 @pytest.mark.parametrize("argv", RECEIVERS, ids=lambda argv: pathlib.Path(argv[1]).name)
 def test_each_webhook_example_verifies_real_signed_deliveries(
     argv: list[str], tenant: tuple[GatewayWorld, str, str], tmp_path: pathlib.Path
 ) -> None:
     gw, name, key = tenant
-    host = conftest.GATEWAY_WEBHOOK_HOST
-    port = process.free_port(host)
-    env = {
-        "IMAGEGEN_URL": gw.gateway.url,
-        "IMAGEGEN_API_KEY": key,
-        "IMAGEGEN_WEBHOOK_SECRET": gw.key(name, which=meta.WEBHOOK_SECRET_KEY),
-        "WEBHOOK_HOST": host,
-        "WEBHOOK_PORT": str(port),
-        "WEBHOOK_PUBLIC_URL": f"http://{host}:{port}/hooks/imagegen",
-    }
+    env = receiver_env(gw, key, gw.key(name, which=meta.WEBHOOK_SECRET_KEY))
     output = run(argv, env=env, cwd=tmp_path)
     assert "verified batch.started" in output
     assert "verified batch.completed: Succeeded 5/5" in output
@@ -103,21 +109,10 @@ def test_a_receiver_refuses_a_delivery_signed_with_another_secret(
     tenant: tuple[GatewayWorld, str, str], tmp_path: pathlib.Path
 ) -> None:
     gw, _, key = tenant
-    host = conftest.GATEWAY_WEBHOOK_HOST
-    port = process.free_port(host)
-    env = {
-        "IMAGEGEN_URL": gw.gateway.url,
-        "IMAGEGEN_API_KEY": key,
-        "IMAGEGEN_WEBHOOK_SECRET": "whsec_" + "A" * 43 + "=",
-        "WEBHOOK_HOST": host,
-        "WEBHOOK_PORT": str(port),
-        "WEBHOOK_PUBLIC_URL": f"http://{host}:{port}/hooks/imagegen",
-        "WEBHOOK_WAIT_SECONDS": "20",
-    }
-    argv = RECEIVERS[0]
+    env = receiver_env(gw, key, "whsec_" + "A" * 43 + "=")
     done = subprocess.run(
-        argv, env={**os.environ, **env}, cwd=tmp_path, capture_output=True, text=True,
-        timeout=RUN_SECONDS, check=False,
+        RECEIVERS[0], env={**os.environ, **env, "WEBHOOK_WAIT_SECONDS": "20"}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=RUN_SECONDS, check=False,
     )  # fmt: skip
     assert done.returncode == 1
     assert "refused a delivery: no signature matches" in done.stdout

@@ -86,3 +86,16 @@ def save_images(http: httpx.Client, batch: dict[str, Any], folder: str) -> int:
             out.write(reply.content)
         saved += 1
     return saved
+
+
+def show(batch: dict[str, Any]) -> None:
+    """One line of the batch's progress."""
+    print(f"{batch['status']:<10} {batch.get('progress') or ''}")
+
+
+def finish(http: httpx.Client, batch: dict[str, Any]) -> int:
+    """Save the finished batch's images under out/, say so; the exit code: 0 if it
+    succeeded."""
+    saved = save_images(http, batch, "out")
+    print(f"{batch['id']}: {batch['status']}, {saved} images saved under out/")
+    return 0 if batch["status"] == "Succeeded" else 1

@@ -24,10 +24,8 @@ def main() -> int:
         while batch["status"] not in batch_client.TERMINAL and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
             batch = batch_client.request(http, "GET", batch["links"]["self"]).json()
-            print(f"{batch['status']:<10} {batch.get('progress') or ''}")
-        saved = batch_client.save_images(http, batch, "out")
-    print(f"{batch['id']}: {batch['status']}, {saved} images saved under out/")
-    return 0 if batch["status"] == "Succeeded" else 1
+            batch_client.show(batch)
+        return batch_client.finish(http, batch)
 
 
 if __name__ == "__main__":

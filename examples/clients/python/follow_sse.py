@@ -31,10 +31,8 @@ def main() -> int:
                     event = line.removeprefix("event:").strip()
                 elif line.startswith("data:") and event == "batch":
                     batch = json.loads(line.removeprefix("data:"))
-                    print(f"{batch['status']:<10} {batch.get('progress') or ''}")
-        saved = batch_client.save_images(http, batch, "out")
-    print(f"{batch['id']}: {batch['status']}, {saved} images saved under out/")
-    return 0 if batch["status"] == "Succeeded" else 1
+                    batch_client.show(batch)
+        return batch_client.finish(http, batch)
 
 
 if __name__ == "__main__":

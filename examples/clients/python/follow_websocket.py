@@ -27,10 +27,8 @@ def main() -> int:
         with websocket.connect(url, additional_headers=headers, open_timeout=30) as socket:
             for message in socket:
                 batch = json.loads(message)
-                print(f"{batch['status']:<10} {batch.get('progress') or ''}")
-        saved = batch_client.save_images(http, batch, "out")
-    print(f"{batch['id']}: {batch['status']}, {saved} images saved under out/")
-    return 0 if batch["status"] == "Succeeded" else 1
+                batch_client.show(batch)
+        return batch_client.finish(http, batch)
 
 
 if __name__ == "__main__":

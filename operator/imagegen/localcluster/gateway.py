@@ -49,24 +49,30 @@ def start(
     kubeconfig = operatorsetup.service_account_kubeconfig(
         target=management, manifest=rbac, workdir=workdir, account=SERVICE_ACCOUNT
     )
-    port = process.free_port()
     config: dict[str, Any] = {
         "host": "127.0.0.1",
-        "port": port,
+        "port": process.free_port(),
         "kubeconfig": str(kubeconfig),
         "redis_url": redis_url,
         **({"images_dir": str(images_dir.resolve())} if images_dir else {}),
         **(settings or {}),
     }
+    return launch(settings=config, workdir=workdir, log_format=log_format)
+
+
+def launch(*, settings: dict[str, Any], workdir: pathlib.Path, log_format: str) -> LocalGateway:
+    """Start `imagegen gateway` with this settings file (host 127.0.0.1 and a port set)
+    and wait until it is ready; stopped again if it is not."""
+    workdir.mkdir(parents=True, exist_ok=True)
     # The Redis URL may carry a password: a file readable by this user alone, no flag.
     config_path = workdir / "gateway.yaml"
     config_path.touch(mode=0o600)
-    config_path.write_text(yaml.safe_dump(config))
+    config_path.write_text(yaml.safe_dump(settings))
     argv = [sys.executable, "-m", "imagegen", "--log-format", log_format, "gateway"]
     child = process.spawn(
         name="gateway", argv=[*argv, "--config", str(config_path)], log_path=workdir / "gateway.log"
     )
-    running = LocalGateway(port=port, child=child)
+    running = LocalGateway(port=int(settings["port"]), child=child)
     try:
         wait_ready(running, timeout_seconds=START_SECONDS)
     except BaseException:
