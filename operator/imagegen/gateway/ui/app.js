@@ -214,9 +214,14 @@ $("create-form").addEventListener("submit", async (event) => {
 
 // ---------- list ----------
 
-function countdownText(deadline, phase) {
+// The SLA deadline: a countdown while the batch runs; met or missed once it ended.
+function countdownText(deadline, phase, completedAt) {
   if (!deadline) return "—";
-  if (live.TERMINAL.has(phase)) return new Date(deadline).toLocaleTimeString();
+  const at = new Date(deadline).toLocaleTimeString();
+  if (live.TERMINAL.has(phase)) {
+    if (!completedAt || !["Succeeded", "PartiallySucceeded"].includes(phase)) return at;
+    return new Date(completedAt) <= new Date(deadline) ? `met (by ${at})` : `missed (was ${at})`;
+  }
   const seconds = Math.round((new Date(deadline) - Date.now()) / 1000);
   if (seconds < 0) return `passed ${Math.abs(seconds)} s ago`;
   const minutes = Math.floor(seconds / 60);
@@ -245,8 +250,8 @@ async function loadPage() {
     cell(row, batch.status).className = `phase phase-${batch.status}`;
     cell(row, batch.progress || `0/${batch.request_counts.total}`);
     cell(row, batch.region);
-    const deadline = cell(row, countdownText(batch.deadline, batch.status));
-    state.countdowns.push([deadline, batch.deadline, batch.status]);
+    const deadline = cell(row, countdownText(batch.deadline, batch.status, batch.completed_at));
+    state.countdowns.push([deadline, batch.deadline, batch.status, batch.completed_at]);
   }
   $("list-empty").hidden = page.data.length > 0;
   state.nextCursor = page.next_cursor || null;
@@ -266,7 +271,9 @@ $("first-page").addEventListener("click", () => {
 $("refresh").addEventListener("click", () => guarded(loadPage));
 
 setInterval(() => {
-  for (const [element, deadline, phase] of state.countdowns) element.textContent = countdownText(deadline, phase);
+  for (const [element, deadline, phase, completedAt] of state.countdowns) {
+    element.textContent = countdownText(deadline, phase, completedAt);
+  }
 }, 1000);
 
 // ---------- one batch ----------
@@ -323,8 +330,8 @@ function render(batch) {
   $("batch-progress").value = done;
   $("batch-progress-text").textContent = batch.progress || `${done}/${counts.total}`;
   $("batch-region").textContent = batch.region || "not dispatched yet";
-  state.countdowns = [[$("batch-deadline"), batch.deadline, batch.status]];
-  $("batch-deadline").textContent = countdownText(batch.deadline, batch.status);
+  state.countdowns = [[$("batch-deadline"), batch.deadline, batch.status, batch.completed_at]];
+  $("batch-deadline").textContent = countdownText(batch.deadline, batch.status, batch.completed_at);
   $("batch-message").textContent = batch.message || "";
   $("cancel-batch").disabled = live.TERMINAL.has(batch.status) || batch.cancel_requested;
   $("download-all").disabled = counts.succeeded === 0;
