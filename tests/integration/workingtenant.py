@@ -4,6 +4,7 @@ gateway serves images from: what the UI and the client examples need to see a ba
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import pathlib
 from collections.abc import Iterator
@@ -24,7 +25,9 @@ def working_tenant(
         redis_url=redis_url, storage=images, logs=logs, tenant=name, region=REGION
     )
     try:
-        asyncio.run(pool.start("--concurrency", "4"))
+        # In a thread of its own: a Playwright sync session runs an event loop in this one.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+            thread.submit(asyncio.run, pool.start("--concurrency", "4")).result()
         yield name, key
     finally:
         pool.stop_all()
