@@ -10,15 +10,17 @@ PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo dev lint unit integration test-autoscale bench-autoscale bench-sla crds monitoring \
-	test-alerts openapi chart-schema manifests controlplane redis-server clean
+	test-alerts openapi chart-schema manifests controlplane redis-server chromium client-examples clean
 
-test: lint controlplane redis-server
+test: lint controlplane redis-server chromium client-examples
 	$(BIN)/pytest
 
-demo: $(BIN)/.installed controlplane redis-server
+# demo and dev build (once, cached) only the control-plane parts they start: no helm, no
+# Argo CD, which only some tests use.
+demo: $(BIN)/.installed redis-server
 	$(BIN)/imagegen demo
 
-dev: $(BIN)/.installed controlplane redis-server
+dev: $(BIN)/.installed redis-server
 	$(BIN)/imagegen dev
 
 lint: $(BIN)/.installed
@@ -30,7 +32,7 @@ lint: $(BIN)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
 
-integration: $(BIN)/.installed controlplane redis-server
+integration: $(BIN)/.installed controlplane redis-server chromium client-examples
 	$(BIN)/pytest tests/integration
 
 # The real HPA controller scaling pools on simulated CPU; `make test` runs these too.
@@ -79,6 +81,26 @@ redis-server:
 	@command -v redis-server >/dev/null || { \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# The batch UI's browser tests drive Debian's chromium (Playwright's own browser download
+# is not used: it cannot be fetched on the project's machines).
+chromium:
+	@command -v chromium >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The TypeScript examples of docs/integration.md: npm packages from the lock file, the
+# client types generated from docs/openapi.json (openapi-typescript) and the programs
+# compiled by tsc, which is the type check; the tests then run each against a gateway.
+TS_EXAMPLES := examples/clients/typescript
+client-examples: $(TS_EXAMPLES)/node_modules/.package-lock.json
+	cd $(TS_EXAMPLES) && npm run --silent build
+
+$(TS_EXAMPLES)/node_modules/.package-lock.json: $(TS_EXAMPLES)/package.json $(TS_EXAMPLES)/package-lock.json
+	@command -v npm >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(TS_EXAMPLES) && npm ci --no-audit --no-fund --silent
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

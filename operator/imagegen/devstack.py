@@ -4,8 +4,10 @@ Starts a management cluster and one cluster per region (etcd, kube-apiserver,
 kube-controller-manager built from Go modules), a redis-server per region, installs the
 CRDs and the operator's RBAC, applies the examples, runs the operator under its
 ServiceAccount and, because the test control planes have no kubelet, the worker pools as
-local processes (one per pool and region, as the Deployments would run them).
-`demo` then submits a batch, shows its progress and exits; `dev` stays up until Ctrl-C.
+local processes (one per pool and region, as the Deployments would run them), and the
+gateway (the batch API and the UI) under its own ServiceAccount with the management Redis.
+`demo` then submits a batch over HTTP, as a partner would, shows its progress and exits;
+`dev` stays up until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tempfile
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import lightkube
@@ -31,8 +33,10 @@ from imagegen import resources
 from imagegen.api import objectstore, operatorconfig
 from imagegen.localcluster import (
     build,
+    gateway,
     install,
     operatorsetup,
+    partner,
     poolview,
     process,
     prometheus,
@@ -47,6 +51,7 @@ _TERMINAL = {"Succeeded", "PartiallySucceeded", "Failed", "Cancelled", "Rejected
 _IMAGE_COST_SECONDS = 2.0
 _VIEW_EVERY_SECONDS = 3.0
 _WORKERS = operatorconfig.WorkerPods().namespace
+_KEY_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,6 +61,7 @@ class Sources:
     examples: pathlib.Path
     crds: pathlib.Path
     rbac: pathlib.Path
+    """manifests/rbac: management.yaml and region.yaml (operator), gateway.yaml."""
     alert_rules: pathlib.Path
 
 
@@ -68,9 +74,10 @@ class Running:
     redis_urls: dict[str, str]
     children: list[process.ManagedProcess]
     scrape_targets: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    helm: pathlib.Path | None = None
-    """The helm the control-plane build made, to try the chart against this stack."""
     """host:port of each process's /metrics, by Prometheus job."""
+    helm: pathlib.Path | None = None
+    """The helm a control-plane build made, if any, to try the chart against this stack."""
+    gateway: gateway.LocalGateway | None = None
 
     @property
     def kubeconfig(self) -> pathlib.Path:
@@ -84,6 +91,8 @@ def run_dev(*, workdir: pathlib.Path | None, sources: Sources, out: pathlib.Path
     with started_stack(workdir=workdir, sources=sources, out=out) as running:
         _print_access(running)
         _print_chart_hint(running)
+        with resources.client_from_kubeconfig(path=running.kubeconfig) as client:
+            _print_gateway(running, tenants=client.list(resources.Tenant))
         print("the stack stays up until Ctrl-C")
         stop_requested.wait()
     return 0
@@ -98,20 +107,32 @@ def run_demo(
         resources.client_from_kubeconfig(path=running.kubeconfig) as client,
         _region_clients(running) as regional,
     ):
-        submitted = install.apply_files(client=client, paths=[batch])
-        manifest = yaml.safe_load(batch.read_text())
-        name, namespace = str(manifest["metadata"]["name"]), str(manifest["metadata"]["namespace"])
-        print(f"submitted {', '.join(submitted)}; every {_VIEW_EVERY_SECONDS:.0f}s: images done,"
-              " and per region the CPU its HPA reads, replicas (now->wanted) [bounds]")  # fmt: skip
-        _print_chart_hint(running)
-        tenant_obj = resources.as_dict(client.get(resources.Tenant, manifest["spec"]["tenant"]))
+        tenant_name, body = partner.request_from_manifest(batch)
+        tenant_obj = resources.as_dict(client.get(resources.Tenant, tenant_name))
+        namespace = str(tenant_obj["spec"]["namespace"])
+        _print_gateway(running, tenants=[client.get(resources.Tenant, tenant_name)])
+        assert running.gateway is not None
+        key = partner.read_key(
+            client, tenant=tenant_name, namespace=namespace, timeout_seconds=_KEY_SECONDS
+        )
+        created = partner.submit(
+            base_url=running.gateway.url, key=key, body=body, timeout_seconds=_KEY_SECONDS
+        )
+        name = str(created["id"])
+        print(f"POST {running.gateway.url}/api/v1/batches ({len(body['items'])} items from"
+              f" {batch}) -> 202, batch {name}, Location {created['links']['self']}")  # fmt: skip
+        print(f"the same batch as its CR: ImageBatch {namespace}/{name}")
+        _print_cr(running, name=name, namespace=namespace)
+        print(f"every {_VIEW_EVERY_SECONDS:.0f}s: images done, and per region the CPU its HPA"
+              " reads, replicas (now->wanted) [bounds]")  # fmt: skip
         view = _pool_view(regional=regional, tenant_obj=tenant_obj)
         status = _follow(client=client, name=name, namespace=namespace, view=view)
         print(f"final: {view()}")
         print(f"batch {name}: {status.get('phase')}, {status.get('progress')},"
               f" region {status.get('region')}; images under {out}/")  # fmt: skip
-        print(f"inspect it: kubectl --kubeconfig {running.kubeconfig} get imagebatch {name}"
-              f" -n {namespace} -o yaml")  # fmt: skip
+        _print_cr(running, name=name, namespace=namespace)
+        # The clusters stop when the demo ends: a kubectl hint would name a dead server.
+        print("the demo's clusters stop now; `make dev` keeps a stack (and the UI) up")
         return 0 if status.get("phase") == "Succeeded" else 1
 
 
@@ -126,11 +147,15 @@ def started_stack(
     """Everything started and ready; stopped, every process reaped, on exit."""
     workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="imagegen-dev-"))
     print(f"building the control plane if needed (cached under {build.default_cache_dir()})")
-    binaries = build.ensure_built()
+    binaries = build.ensure_built(only=build.LOCAL_STACK)
     began = time.monotonic()
     clusters = stack.start(workdir=workdir, binaries=binaries, region_options=stack.SCALING_REGION)
     running = Running(
-        workdir=workdir, clusters=clusters, redis_urls={}, children=[], helm=binaries.get("helm")
+        workdir=workdir,
+        clusters=clusters,
+        redis_urls={},
+        children=[],
+        helm=build.cached().get("helm"),
     )
     try:
         for name in clusters.regions:
@@ -160,6 +185,7 @@ def started_stack(
             )
             running.children.append(_start_operator(setup=setup, running=running))
             tenants = _wait_tenants_observed(client=client, timeout_seconds=60)
+        running.gateway = _start_gateway(running=running, sources=sources, out=out)
         pools = _pools(running=running, tenants=tenants)
         running.children.extend(_start_workers(running=running, pools=pools, out=out))
         running.children.extend(_start_load_models(running=running, pools=pools))
@@ -207,6 +233,52 @@ def _start_operator(
     process.wait_for_port(process=operator, port=port, timeout_seconds=60)
     running.scrape_targets["operator"] = [f"127.0.0.1:{metrics_port}"]
     return operator
+
+
+def _start_gateway(
+    *, running: Running, sources: Sources, out: pathlib.Path
+) -> gateway.LocalGateway:
+    """The gateway under its ServiceAccount, with a Redis of its own (the management
+    Redis), serving the images the workers store under `out`."""
+    management_redis = redis.start(workdir=running.workdir / "redis-management")
+    running.children.append(management_redis.child)
+    started = gateway.start(
+        management=running.clusters.management,
+        rbac=sources.rbac / "gateway.yaml",
+        redis_url=management_redis.url,
+        workdir=running.workdir / "gateway",
+        images_dir=out,
+    )
+    running.children.append(started.child)
+    return started
+
+
+def _print_gateway(running: Running, *, tenants: Iterable[Any]) -> None:
+    """Where the API and the UI are, and how to read each tenant's API key."""
+    assert running.gateway is not None
+    url = running.gateway.url
+    print(f"gateway (batch API): {url}/api/v1/batches   log: {running.workdir}/gateway/gateway.log")
+    print(f"batch UI: {url}/ui/   (sign in with a tenant's API key)")
+    for obj in tenants:
+        found = resources.as_dict(obj)
+        tenant_name, namespace = found["metadata"]["name"], found["spec"]["namespace"]
+        command = partner.key_command(
+            kubeconfig=running.kubeconfig, tenant=tenant_name, namespace=namespace
+        )
+        print(f"  API key of tenant {tenant_name}: {command}")
+
+
+def _print_cr(running: Running, *, name: str, namespace: str) -> None:
+    """The batch's CR as kubectl shows it, while the clusters still run."""
+    kubectl = _kubectl()
+    if kubectl is None:
+        return
+    table = subprocess.run(
+        [kubectl, "--kubeconfig", str(running.kubeconfig), "get", "imagebatch", name,
+         "-n", namespace],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    print(table.stdout or table.stderr, end="")
 
 
 def _start_prometheus(

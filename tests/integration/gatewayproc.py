@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import sys
-import time
-import urllib.error
-import urllib.request
 
-import yaml
-
-from imagegen.localcluster import process
-
-START_SECONDS = 90.0
+from imagegen.localcluster import gateway, process
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -38,12 +30,9 @@ class GatewayProcess:
 
     def start(self) -> None:
         """Start the gateway and wait until /readyz says it has the key index and Tenants."""
-        self.port = process.free_port()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "gateway.yaml"
-        settings = {
+        settings: dict[str, object] = {
             "host": "127.0.0.1",
-            "port": self.port,
+            "port": process.free_port(),
             "kubeconfig": str(self.kubeconfig),
             "redis_url": self.redis_url,
             "webhook_allowlist": list(self.webhook_allowlist),
@@ -51,29 +40,10 @@ class GatewayProcess:
         if self.images_dir is not None:
             settings["images_dir"] = str(self.images_dir)
         settings.update(self.extra_settings)
-        config.write_text(yaml.safe_dump(settings))
-        self.child = process.spawn(
-            name="gateway",
-            argv=[
-                sys.executable,
-                "-m",
-                "imagegen",
-                "--log-format",
-                self.log_format,
-                "gateway",
-                "--config",
-                str(config),
-            ],
-            log_path=self.workdir / "gateway.log",
+        started = gateway.launch(
+            settings=settings, workdir=self.workdir, log_format=self.log_format
         )
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if not self.child.running():
-                raise AssertionError(f"gateway exited:\n{self.child.log_tail()}")
-            if _status(f"{self.url}/readyz") == 200:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"gateway not ready in {START_SECONDS}s:\n{self.child.log_tail()}")
+        self.child, self.port = started.child, started.port
 
     def stop(self) -> None:
         if self.child is not None:
@@ -82,13 +52,3 @@ class GatewayProcess:
     def log(self) -> str:
         assert self.child is not None
         return self.child.log_path.read_text(errors="replace")
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 (loopback http)
-            return int(reply.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0

@@ -80,3 +80,10 @@ def test_issue_9s_panels_are_all_there() -> None:
     for topic in ("throughput", "latency", "sla", "queue depth", "replicas", "rate limit",
                   "webhooks", "errors"):  # fmt: skip
         assert topic in titles, topic
+
+
+def test_runbook_links_are_absolute_urls_of_the_charts_home() -> None:
+    home = yaml.safe_load((REPO / "charts" / "imagegen" / "Chart.yaml").read_text())["home"]
+    for alert in alerts.ALERTS:
+        url = alert.rule()["annotations"]["runbook_url"]
+        assert url.startswith(f"{home}/blob/main/docs/operations.md#"), url

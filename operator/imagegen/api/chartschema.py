@@ -28,6 +28,7 @@ def _string(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "description": description} | extra
 
 
+_DNS_NAME_OR_EMPTY: Final = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$"
 _PORT: Final = {"type": "integer", "minimum": 1, "maximum": 65535}
 _PORTS: Final = {"type": "array", "items": _PORT, "minItems": 1}
 _CIDRS: Final = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
@@ -82,6 +83,10 @@ def _chart_properties() -> dict[str, Any]:
             required=["repository"],
         ),
         "imagePullSecrets": _PASSTHROUGH_LIST,
+        "logFormat": {
+            "enum": ["text", "json"],
+            "description": "Log lines of the operator and the gateway (imagegen --log-format).",
+        },
         "operator": _obj(
             {
                 "port": _PORT | {"minimum": 1024},
@@ -106,6 +111,30 @@ def _chart_properties() -> dict[str, Any]:
                     {
                         "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
                         "port": _PORT,
+                        "annotations": _PASSTHROUGH_OBJECT,
+                        "loadBalancerSourceRanges": {
+                            "type": "array",
+                            "items": _string("A CIDR allowed to reach a LoadBalancer."),
+                        },
+                    }
+                ),
+                "ingress": _obj(
+                    {
+                        "enabled": {"type": "boolean"},
+                        "className": _string("The IngressClass; empty for the default."),
+                        "host": _string(
+                            "The gateway's DNS name; required when the Ingress is enabled.",
+                            pattern=_DNS_NAME_OR_EMPTY,
+                        ),
+                        "annotations": _PASSTHROUGH_OBJECT,
+                        "tls": _obj(
+                            {
+                                "secretName": _string(
+                                    "A kubernetes.io/tls Secret for host; empty: no TLS"
+                                    " at the Ingress (only behind another TLS terminator)."
+                                )
+                            }
+                        ),
                     }
                 ),
                 "redis": _obj(

@@ -219,7 +219,7 @@ def _run_chart_schema(args: argparse.Namespace) -> int:
 
 def _run_manifests(args: argparse.Namespace) -> int:
     try:
-        helm = build.ensure_built()["helm"]
+        helm = build.ensure_built(only={"helm"})["helm"]
         written = helmchart.write_manifests(helm=helm, chart=args.chart, output_dir=args.output_dir)
     except (build.BuildError, helmchart.HelmError) as error:
         print(f"imagegen manifests: {error}", file=sys.stderr)

@@ -22,6 +22,7 @@ from imagegen.api import meta
 from imagegen.gateway import (
     batchstore,
     bodylimit,
+    cors,
     idempotency,
     imagestores,
     keyindex,
@@ -32,8 +33,10 @@ from imagegen.gateway import (
     services,
     settings,
     tenants,
+    tickets,
 )
-from imagegen.gateway.routes import batches, batchimages, events, health, images
+from imagegen.gateway.routes import batches, batchimages, events, health, images, ui
+from imagegen.gateway.routes import tickets as ticket_routes
 from imagegen.gateway.webhooks import service
 
 logger = logging.getLogger(__name__)
@@ -55,11 +58,13 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
     for router in (
         batches.router,
         events.router,
+        ticket_routes.router,
         images.router,
         batchimages.router,
         health.router,
     ):
         app.include_router(router)
+    ui.mount(app)
     app.add_exception_handler(problems.Problem, _problem)
     app.add_exception_handler(exceptions.RequestValidationError, _invalid_request)
     app.add_exception_handler(starlette_exceptions.HTTPException, _http_error)
@@ -71,6 +76,7 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
     app.add_middleware(services.RateLimitHeaders)
     app.add_middleware(bodylimit.BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(metrics.RequestMetrics)
+    cors.add(app, origins=config.cors_origins)
     # Outermost: every line logged for a request, the metrics middleware's too, has its id.
     app.add_middleware(requestcontext.RequestContext)
     app.openapi = openapi.generator(app)  # type: ignore[method-assign]
@@ -120,6 +126,7 @@ def _lifespan(
             idempotency=idempotency.IdempotencyStore(redis=store),
             redis=store,
             images=region_stores,
+            tickets=tickets.TicketStore(redis=store, ttl_seconds=config.stream_ticket_seconds),
         )
         app.state.synced = lambda: {w.what: w.synced.is_set() for w in watchers}
         tasks = [asyncio.create_task(w.run(), name=w.what) for w in watchers]

@@ -25,3 +25,10 @@ def idempotency(tenant: str, key: str) -> str:
     """The record of one Idempotency-Key; hashed, so a client's key never needs escaping."""
     hashed = hashlib.sha256(key.encode()).hexdigest()
     return f"{_PREFIX}:{{{tenant}}}:idempotency:{hashed}"
+
+
+def stream_ticket(ticket: str) -> str:
+    """A single-use stream ticket, by its digest: Redis never holds a usable ticket. One
+    key per command, so any slot does; the ticket names its tenant inside."""
+    hashed = hashlib.sha256(ticket.encode()).hexdigest()
+    return f"{_PREFIX}:ticket:{hashed}"

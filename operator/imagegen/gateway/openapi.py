@@ -13,7 +13,7 @@ import fastapi
 import pydantic
 from fastapi import openapi as fastapi_openapi
 
-from imagegen.gateway import problems, schemas
+from imagegen.gateway import openapicontract, problems, schemas
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -32,7 +32,7 @@ def generator(app: fastapi.FastAPI) -> Callable[[], dict[str, Any]]:
             component_schemas = document.setdefault("components", {}).setdefault("schemas", {})
             for model in (schemas.BatchRequest, problems.ProblemDocument):
                 component_schemas.update(_schemas(model))
-            app.openapi_schema = document
+            app.openapi_schema = openapicontract.complete(document)
         return app.openapi_schema
 
     return generate

@@ -132,3 +132,13 @@ class BatchList(ApiModel):
     data: list[BatchObject]
     next_cursor: str | None = None
     """Pass as ?cursor= for the next page; absent on the last page."""
+
+
+class StreamTicket(ApiModel):
+    """Opens one batch's event stream, once: `GET .../events?ticket=<ticket>`."""
+
+    ticket: str
+    expires_in: int
+    """Seconds left to open the stream with it."""
+    parameter: str = "ticket"
+    """The query parameter that carries it."""

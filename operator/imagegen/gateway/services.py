@@ -21,6 +21,7 @@ from imagegen.gateway import (
     ratelimiting,
     settings,
     tenants,
+    tickets,
 )
 from imagegen.metrics import gateway as catalogue
 
@@ -40,6 +41,7 @@ class Services:
     redis: redisconn.Client
     images: imagestores.ImageStores
     """Each region's object store, to serve images from."""
+    tickets: tickets.TicketStore
 
 
 def services(request: fastapi.requests.HTTPConnection) -> Services:
@@ -85,9 +87,14 @@ async def authenticate(
             detail="unknown or expired API key",
             headers=_UNAUTHORIZED,
         )
+    bind(connection, tenant)
+    return tenant
+
+
+def bind(connection: fastapi.requests.HTTPConnection, tenant: tenants.TenantView) -> None:
+    """From here on the request's log lines and metrics carry the tenant."""
     setattr(connection.state, metrics.TENANT_STATE, tenant.name)
     logs.bind_rest_of_task(tenant=tenant.name)
-    return tenant
 
 
 Tenant = Annotated[tenants.TenantView, fastapi.Depends(authenticate)]

@@ -30,6 +30,15 @@ class Timeouts(pydantic.BaseModel):
     """Resolving a webhook host to check it at submit time."""
 
 
+CorsOrigin = Annotated[
+    str,
+    pydantic.Field(
+        pattern=r"^(https?|chrome-extension|moz-extension)://[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="scheme://host[:port], no path and no wildcard",
+    ),
+]
+
+
 class GatewaySettings(pydantic.BaseModel):
     """How the gateway runs; loaded from a YAML file and the command line."""
 
@@ -70,6 +79,13 @@ class GatewaySettings(pydantic.BaseModel):
     `stream`: the gateway reads the object and streams it (a folder store always is)."""
     page_size: Annotated[int, pydantic.Field(ge=1, le=500)] = 50
     """Batches per page of GET /api/v1/batches when the client asks for no limit."""
+    stream_ticket_seconds: Annotated[int, pydantic.Field(ge=1, le=300)] = 30
+    """How long a stream ticket (POST .../events/tickets) stays redeemable: long enough for
+    a page to open its WebSocket, short enough that a leaked URL is soon worthless."""
+    cors_origins: list[CorsOrigin] = pydantic.Field(default_factory=list)
+    """Origins whose scripts may call the API from a browser, such as a browser
+    extension's chrome-extension://<id>; none by default. Never "*": the API is for the
+    holders of keys, and each origin is a decision. The UI under /ui/ is same-origin."""
     timeouts: Timeouts = pydantic.Field(default_factory=Timeouts)
 
 

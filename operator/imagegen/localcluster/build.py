@@ -148,29 +148,65 @@ def module_digest(*, module: GoModule, source_dir: pathlib.Path) -> str:
     return digest.hexdigest()[:16]
 
 
+LOCAL_STACK = frozenset(
+    {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+        "metrics-server",
+        "prometheus",
+    }
+)
+"""What `imagegen demo` and `imagegen dev` start: a fresh machine builds these and not
+helm or argocd (minutes of cold build and gigabytes of Go caches the stack never uses)."""
+
+
 def ensure_built(
     *,
     source_dir: pathlib.Path | None = None,
     cache_dir: pathlib.Path | None = None,
     only: Collection[str] | None = None,
 ) -> dict[str, pathlib.Path]:
-    """Build every control-plane binary that is not cached yet (or those of the modules
-    `only` names); return name -> path."""
+    """Build every control-plane binary that is not cached yet, or only the modules that
+    make a binary named in `only`; return name -> path of what was asked for."""
     source_dir = source_dir or default_source_dir()
     cache_dir = cache_dir or default_cache_dir()
     binaries: dict[str, pathlib.Path] = {}
-    for module in MODULES:
-        if only is not None and module.directory not in only:
-            continue
-        target = (
-            cache_dir
-            / "bin"
-            / f"{module.directory}-{module_digest(module=module, source_dir=source_dir)}"
-        )
+    for module in _wanted(only):
+        target = _target(module=module, source_dir=source_dir, cache_dir=cache_dir)
         if not all((target / name).is_file() for name in module.packages):
             _build_module(module=module, module_dir=source_dir / module.directory, target=target)
         binaries.update({name: target / name for name in module.packages})
     return binaries
+
+
+def cached(
+    *, source_dir: pathlib.Path | None = None, cache_dir: pathlib.Path | None = None
+) -> dict[str, pathlib.Path]:
+    """The binaries already built for the current go.sum files, building nothing."""
+    source_dir = source_dir or default_source_dir()
+    cache_dir = cache_dir or default_cache_dir()
+    found: dict[str, pathlib.Path] = {}
+    for module in MODULES:
+        target = _target(module=module, source_dir=source_dir, cache_dir=cache_dir)
+        found.update({name: target / name for name in module.packages if (target / name).is_file()})
+    return found
+
+
+def _wanted(only: Collection[str] | None) -> list[GoModule]:
+    if only is None:
+        return list(MODULES)
+    unknown = set(only) - {name for module in MODULES for name in module.packages}
+    if unknown:
+        raise BuildError(f"no Go module builds {', '.join(sorted(unknown))}")
+    return [module for module in MODULES if set(module.packages) & set(only)]
+
+
+def _target(*, module: GoModule, source_dir: pathlib.Path, cache_dir: pathlib.Path) -> pathlib.Path:
+    digest = module_digest(module=module, source_dir=source_dir)
+    return cache_dir / "bin" / f"{module.directory}-{digest}"
 
 
 def _build_module(*, module: GoModule, module_dir: pathlib.Path, target: pathlib.Path) -> None:

@@ -13,7 +13,9 @@ from typing import Any, Literal
 Severity = Literal["page", "ticket", "info"]
 
 GROUP = "imagegen"
-RUNBOOKS = "docs/operations.md"
+RUNBOOKS = "https://github.com/semantest/imagegen/blob/main/docs/operations.md"
+"""Absolute: an alert reaches people through Alertmanager, Slack or a pager, where a path
+relative to a repository means nothing. The repository is the chart's `home`."""
 ERROR_RATIO = 0.05
 """Share of a tenant's deliveries that fail or are retried, above which it is alerted."""
 WEBHOOK_FAILURE_RATIO = 0.5

@@ -14,7 +14,7 @@ from fastapi import responses
 from sse_starlette import sse
 from starlette import websockets
 
-from imagegen.gateway import problems, schemas, services, tenants, translate
+from imagegen.gateway import problems, schemas, services, streamauth, tenants, translate
 from imagegen.gateway.routes import batches
 from imagegen.metrics import gateway as catalogue
 
@@ -64,9 +64,14 @@ async def updates(
     summary="Follow a batch with Server-Sent Events (WebSocket at the same path)",
 )
 async def batch_events_sse(
-    batch_id: str, request: fastapi.Request, found: services.ServicesDep, tenant: services.Admitted
+    batch_id: str,
+    request: fastapi.Request,
+    found: services.ServicesDep,
+    tenant: streamauth.StreamAdmitted,
 ) -> sse.EventSourceResponse:
-    """Each `batch` event's data is the batch object; the stream ends after a terminal phase."""
+    """Each `batch` event's data is the batch object; the stream ends after a terminal phase.
+    Authenticate with `Authorization: Bearer`, or (browsers) with `?ticket=` from
+    POST .../events/tickets."""
     if "text/event-stream" not in request.headers.get("accept", ""):
         raise problems.Problem(
             status=406, detail="send Accept: text/event-stream, or open a WebSocket here"
@@ -88,8 +93,7 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
     """A text message with the batch object per change; closed (1000) after a terminal phase."""
     found = services.services(websocket)
     try:
-        tenant = await services.authenticate(websocket, found)
-        await services.charge(websocket, found, tenant)
+        tenant = await streamauth.stream_tenant(websocket, found, batch_id)
         obj = await batches.find(found, tenant, batch_id)
     except problems.Problem as problem:
         await _deny(websocket, problem)
