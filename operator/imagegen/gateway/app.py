@@ -57,7 +57,7 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
     app.add_exception_handler(problems.Problem, _problem)
     app.add_exception_handler(exceptions.RequestValidationError, _invalid_request)
     app.add_exception_handler(starlette_exceptions.HTTPException, _http_error)
-    for unavailable in (lightkube.ApiError, httpx2.HTTPError, redis.exceptions.RedisError):
+    for unavailable in services.BACKEND_ERRORS:
         app.add_exception_handler(unavailable, _dependency_failed)
     # A bug still answers in the one error shape; Starlette logs the traceback.
     app.add_exception_handler(Exception, _server_error)
@@ -180,15 +180,14 @@ async def _http_error(_: fastapi.Request, error: Exception) -> responses.Respons
     ).response()
 
 
-async def _dependency_failed(request: fastapi.Request, error: Exception) -> responses.Response:
+async def _dependency_failed(
+    connection: fastapi.requests.HTTPConnection, error: Exception
+) -> responses.Response:
     # The cause is logged for operators; the client learns only that we could not answer.
-    logger.warning("%s %s: backend call failed: %r", request.method, request.url.path, error)
-    return problems.Problem(
-        status=503,
-        slug="backend-unavailable",
-        detail="the gateway could not reach Kubernetes or Redis; retry later",
-        headers={"Retry-After": "1"},
-    ).response()
+    # A WebSocket reaches here too, and it has no method.
+    method = connection.scope.get("method", "WEBSOCKET")
+    logger.warning("%s %s: backend call failed: %r", method, connection.url.path, error)
+    return problems.backend_unavailable().response()
 
 
 async def _server_error(_: fastapi.Request, error: Exception) -> responses.Response:

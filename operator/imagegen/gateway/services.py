@@ -8,7 +8,10 @@ import datetime
 from typing import Annotated
 
 import fastapi
+import httpx2
+import lightkube
 import redis.asyncio
+import redis.exceptions
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegen import logs, ratelimit
@@ -25,6 +28,13 @@ from imagegen.gateway import (
 from imagegen.metrics import gateway as catalogue
 
 _HEADERS_STATE = "ratelimit_headers"
+
+BACKEND_ERRORS: tuple[type[Exception], ...] = (
+    lightkube.ApiError,
+    httpx2.HTTPError,
+    redis.exceptions.RedisError,
+)
+"""Kubernetes or Redis failing to answer: a 503 with Retry-After, never a 500."""
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -51,8 +51,9 @@ class GatewaySettings(pydantic.BaseModel):
     webhooks_enabled: bool = True
     """Run webhook delivery (the outbox producer and dispatcher) in this process."""
     max_body_bytes: Annotated[int, pydantic.Field(ge=1024)] = 1_048_576
-    """Largest request body. 100 items with 2000-character prompts and negative prompts fit
-    in well under 1 MiB of JSON; anything bigger is refused with 413 while it is read."""
+    """Largest request body. The biggest valid batch (30,000 prompt characters, each at
+    most 12 bytes as a JSON escape pair, 16 metadata entries) fits in under 600 KB of JSON;
+    anything bigger than this is refused with 413 while it is read."""
     images_dir: pathlib.Path | None = None
     """Where workers store images (a shared volume); images are served from here only.
     None: GET .../images/{item} answers 501."""

@@ -52,10 +52,10 @@ async def submit(
     try:
         body = await _json_body(request, read_seconds=found.settings.timeouts.body_read_seconds)
         submission = schemas.BatchRequest.model_validate(body)
-    except problems.Problem as error:
-        if error.status in (400, 422):
-            # A refused body still counts as a request against the limit.
-            await services.charge(request, found, tenant)
+    except problems.Problem:
+        # A refused body (malformed, too deep, too large, too slow) still counts as a
+        # request against the limit: otherwise bad bodies cost the tenant nothing.
+        await services.charge(request, found, tenant)
         raise
     except pydantic.ValidationError as error:
         await services.charge(request, found, tenant)
@@ -253,6 +253,15 @@ async def _json_body(request: fastapi.Request, *, read_seconds: float) -> Any:
             slug="malformed-json",
             detail=f"request body is not valid JSON: {error}",
             errors=[problems.field_error([], "not valid JSON")],
+        ) from error
+    except RecursionError as error:
+        # Nesting deeper than the parser's stack: no valid batch is nested more than a
+        # few levels, so this is a malformed body, not a server fault.
+        raise problems.Problem(
+            status=400,
+            slug="malformed-json",
+            detail="request body is nested too deeply",
+            errors=[problems.field_error([], "nested too deeply")],
         ) from error
 
 

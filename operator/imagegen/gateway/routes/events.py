@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -18,11 +19,14 @@ from imagegen.gateway import problems, schemas, services, tenants, translate
 from imagegen.gateway.routes import batches
 from imagegen.metrics import gateway as catalogue
 
+logger = logging.getLogger(__name__)
+
 router = fastapi.APIRouter(tags=["batches"])
 
 EVENTS_PATH = translate.API_PREFIX + "/{batch_id}/events"
 _PING_SECONDS = 15
 _POLICY_VIOLATION = 1008
+_TRY_AGAIN_LATER = 1013
 
 
 async def updates(
@@ -94,6 +98,10 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
     except problems.Problem as problem:
         await _deny(websocket, problem)
         return
+    except services.BACKEND_ERRORS as error:
+        logger.warning("WEBSOCKET %s: backend call failed: %r", websocket.url.path, error)
+        await _deny(websocket, problems.backend_unavailable())
+        return
     await websocket.accept()
     with catalogue.STREAMS.labels(tenant.name, "websocket").track_inprogress():
         sender = asyncio.create_task(_send_updates(websocket, updates(found, tenant, obj)))
@@ -101,11 +109,15 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
         done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in (sender, receiver):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.WebSocketDisconnect):
+            with contextlib.suppress(
+                asyncio.CancelledError, websockets.WebSocketDisconnect, *services.BACKEND_ERRORS
+            ):
                 await task
-        if sender in done and sender.exception() is None:
+        if sender in done:
+            # The watch failing mid-stream is the backend's outage: "try again later".
+            failed = sender.exception() is not None
             with contextlib.suppress(RuntimeError, websockets.WebSocketDisconnect):
-                await websocket.close(code=1000)
+                await websocket.close(code=_TRY_AGAIN_LATER if failed else 1000)
 
 
 async def _send_updates(
@@ -131,4 +143,6 @@ async def _deny(websocket: fastapi.WebSocket, problem: problems.Problem) -> None
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(problem.response())
     else:
-        await websocket.close(code=_POLICY_VIOLATION, reason=problem.detail[:120])
+        retry = problem.status == 429 or problem.status >= 500
+        code = _TRY_AGAIN_LATER if retry else _POLICY_VIOLATION
+        await websocket.close(code=code, reason=problem.detail[:120])
