@@ -9,6 +9,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -345,3 +346,58 @@ async def test_a_stopped_dispatcher_stops_reading_even_when_stopped_mid_read(
 
     # A loop that survived its cancellation would be blocked reading again by now.
     assert await blocked_readers() == []
+
+
+async def test_an_internationalised_host_name_is_delivered_under_its_idna_name(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    dns = PointableResolver()
+    dns.answers["xn--bcher-kva.test"] = ["127.0.0.1"]  # DNS knows names in their IDNA form
+    dispatchers.start(resolver=dns)
+    event = await submit(
+        dispatchers.redis, f"http://Bücher.test:{webhook_receiver.port}/hooks/imagegen"
+    )
+
+    await state_of(dispatchers.redis, event, "delivered")
+
+    (got,) = webhook_receiver.received
+    assert got.headers["Host"] == f"xn--bcher-kva.test:{webhook_receiver.port}"
+
+
+async def test_a_host_that_fails_to_resolve_for_a_moment_is_retried(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    calls = 0
+
+    async def flaky(host: str, port: int) -> Sequence[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return ["127.0.0.1"]
+
+    dispatchers.start(resolver=flaky)
+    event = await submit(dispatchers.redis, f"http://hooks.test:{webhook_receiver.port}/h")
+
+    record = await state_of(dispatchers.redis, event, "delivered")
+
+    assert record["attempts"] == "2"
+    assert len(webhook_receiver.received) == 1
+
+
+@pytest.mark.parametrize(
+    "bad_url",
+    ["http://\u0080x.test/hook", "http://" + "a" * 64 + ".test/hook", "http://xn--a.test/hook"],
+)
+async def test_a_host_that_cannot_be_encoded_fails_alone_and_delivery_goes_on(
+    dispatchers: Dispatchers, webhook_receiver: Receiver, bad_url: str
+) -> None:
+    task = dispatchers.start()  # the machine's own resolver, which encodes the name itself
+    bad = await submit(dispatchers.redis, bad_url)
+    good = await submit(dispatchers.redis, webhook_receiver.url)
+
+    refused = await state_of(dispatchers.redis, bad, "failed")
+    await state_of(dispatchers.redis, good, "delivered")
+
+    assert refused["error"].startswith("refused: ")
+    assert not task.done()

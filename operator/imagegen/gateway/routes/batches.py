@@ -38,7 +38,7 @@ _SUBMIT_DOC: dict[str, Any] = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}},
     }
 }
-_SUBMIT_ERRORS = problems.responses_doc(400, 401, 408, 409, 413, 422, 429)
+_SUBMIT_ERRORS = problems.responses_doc(400, 401, 408, 409, 413, 422, 429, 503)
 _READ_ERRORS = problems.responses_doc(400, 401, 404, 422, 429)
 
 
@@ -270,6 +270,14 @@ async def _check_webhook(found: services.Services, url: str) -> None:
     try:
         async with asyncio.timeout(found.settings.timeouts.webhook_check_seconds):
             await ssrf.check_url(url, allowlist=found.settings.webhook_allowlist)
+    except ssrf.ResolutionUnavailable as error:
+        # The resolver failed for a moment: nothing is wrong with the URL yet.
+        raise problems.Problem(
+            status=503,
+            slug="webhook-host-unresolved",
+            detail=f"webhook.url could not be checked now: {error}; retry later",
+            headers={"Retry-After": "5"},
+        ) from error
     # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a host
     # name (schemathesis found those) is as unsafe as a private one.
     except (ValueError, TimeoutError) as error:
