@@ -12,7 +12,7 @@ import httpx2
 import kopf
 import lightkube
 
-from imagegen import regions
+from imagegen import regions, supervision
 from imagegen.api import meta, operatorconfig
 from imagegen.controller import (
     batches,
@@ -102,14 +102,14 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             management=management,
             failover_after_seconds=config.failover_after_seconds,
         )
-        background = [
-            asyncio.create_task(
-                sweep.run_forever(
-                    config=config, registry=registry, caches=caches, management=management
-                )
+        loops = supervision.Supervisor()
+        loops.start(
+            "drift sweep",
+            sweep.run_forever(
+                config=config, registry=registry, caches=caches, management=management
             ),
-            asyncio.create_task(observe.sample_queues_forever(registry=registry)),
-        ]
+        )
+        loops.start("queue sampling", observe.sample_queues_forever(registry=registry))
         try:
             async with _metrics_served(options=options):
                 await kopf.operator(
@@ -120,15 +120,20 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
                     clusterwide=True,
                     standalone=True,
                     liveness_endpoint=options.liveness_endpoint,
+                    # A loop that dies stops the operator, and the pod is restarted.
+                    stop_flag=loops.died,
                 )
+            dead = loops.dead()
         finally:
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await loops.stop()
             await registry.close()
+    if dead:
+        raise LoopEndedError(f"operator loops ended: {', '.join(dead)}")
     logger.info("imagegen operator stopped")
+
+
+class LoopEndedError(RuntimeError):
+    """A long-running loop of the operator ended: the process exits with an error."""
 
 
 def _metrics_served(

@@ -3,7 +3,6 @@ connects to Kubernetes and Redis and keeps the key index and Tenants current."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +16,7 @@ from fastapi import exceptions, responses
 from lightkube.resources import core_v1
 from starlette import exceptions as starlette_exceptions
 
-from imagegen import ratelimit, resources
+from imagegen import ratelimit, resources, supervision
 from imagegen.api import meta
 from imagegen.gateway import (
     batchstore,
@@ -113,18 +112,22 @@ def _lifespan(
             redis=store,
         )
         app.state.synced = lambda: {w.what: w.synced.is_set() for w in watchers}
-        tasks = [asyncio.create_task(w.run(), name=w.what) for w in watchers]
+        loops = supervision.Supervisor()
+        app.state.dead_loops = loops.dead
+        for watcher in watchers:
+            loops.start(watcher.what, watcher.run())
         webhooks = _webhook_service(config, kube=kube, redis=store)
         try:
             if webhooks is not None:
                 await webhooks.start()
+                for name, task in webhooks.loops().items():
+                    loops.watch(name, task)
             yield
         finally:
+            loops.stopping()
             if webhooks is not None:
                 await webhooks.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await loops.stop()
             await store.aclose()
             await kube.close()
 
