@@ -16,24 +16,50 @@ def acme(**quota: int) -> tenant.Tenant:
 
 
 def test_a_batch_within_quota_is_admitted() -> None:
-    assert admission.check(batch=batch(), owner=acme(), active_batches=0) is None
+    assert (
+        admission.check(batch=batch(), owner=acme(), active_batches=0, namespace_holder="acme")
+        is None
+    )
 
 
 def test_an_unknown_tenant_is_refused_naming_spec_tenant() -> None:
-    refusal = admission.check(batch=batch(), owner=None, active_batches=0)
+    refusal = admission.check(batch=batch(), owner=None, active_batches=0, namespace_holder="acme")
     assert refusal is not None
     assert refusal.reason == "TenantNotFound"
     assert refusal.message.startswith("spec.tenant:")
 
 
 def test_a_batch_outside_the_tenants_namespace_is_refused() -> None:
-    refusal = admission.check(batch=batch(namespace="elsewhere"), owner=acme(), active_batches=0)
+    refusal = admission.check(
+        batch=batch(namespace="elsewhere"), owner=acme(), active_batches=0, namespace_holder="acme"
+    )
     assert refusal is not None
     assert refusal.reason == "NamespaceNotOwned"
 
 
+def test_a_batch_in_a_namespace_another_tenant_holds_is_refused_naming_it() -> None:
+    refusal = admission.check(
+        batch=batch(), owner=acme(), active_batches=0, namespace_holder="metaphysical"
+    )
+    assert refusal is not None
+    assert refusal.reason == "NamespaceNotHeld"
+    assert refusal.message.startswith("metadata.namespace:")
+    assert "'metaphysical'" in refusal.message
+
+
+def test_a_batch_in_a_namespace_nobody_holds_is_refused() -> None:
+    refusal = admission.check(batch=batch(), owner=acme(), active_batches=0, namespace_holder=None)
+    assert refusal is not None
+    assert refusal.reason == "NamespaceNotHeld"
+
+
 def test_a_batch_over_max_batch_size_is_refused_naming_the_quota() -> None:
-    refusal = admission.check(batch=batch(items=5), owner=acme(max_batch_size=4), active_batches=0)
+    refusal = admission.check(
+        batch=batch(items=5),
+        owner=acme(max_batch_size=4),
+        active_batches=0,
+        namespace_holder="acme",
+    )
     assert refusal is not None
     assert refusal.reason == "BatchTooLarge"
     assert "spec.items" in refusal.message
@@ -41,7 +67,12 @@ def test_a_batch_over_max_batch_size_is_refused_naming_the_quota() -> None:
 
 
 def test_a_batch_beyond_max_active_batches_is_refused() -> None:
-    refusal = admission.check(batch=batch(), owner=acme(max_active_batches=2), active_batches=2)
+    refusal = admission.check(
+        batch=batch(),
+        owner=acme(max_active_batches=2),
+        active_batches=2,
+        namespace_holder="acme",
+    )
     assert refusal is not None
     assert refusal.reason == "TooManyActiveBatches"
 
@@ -50,7 +81,9 @@ def test_a_provider_the_tenant_does_not_run_is_refused_naming_the_item() -> None
     obj = builders.make_batch("b", tenant="acme").namespace("tenant-acme").items(2).uid("u1")
     obj = obj.set("spec.items", [*obj.obj()["spec"]["items"], {"id": "x", "prompt": "p",
                                                                "provider": "openai"}])  # fmt: skip
-    refusal = admission.check(batch=obj.model(), owner=acme(), active_batches=0)
+    refusal = admission.check(
+        batch=obj.model(), owner=acme(), active_batches=0, namespace_holder="acme"
+    )
     assert refusal is not None
     assert refusal.reason == "ProviderNotAllowed"
     assert refusal.message.startswith("spec.items[2].provider:")

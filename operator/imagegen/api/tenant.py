@@ -31,6 +31,12 @@ NAME_NOT_RESERVED: meta.Rule = meta.Rule(
     message="metadata.name must not be 'shared': it names every region's shared pool",
 )
 
+READY = "Ready"
+"""The Tenant's condition that says its pools are in place (or why not)."""
+SPEC_REFUSALS = frozenset({"UnknownRegion", "NamespaceNotOwned", "NamespaceOwnedByAnotherTenant"})
+"""Reasons of a False Ready condition that mean the operator refused the spec itself, so
+nothing of the Tenant may be served (a region being down is not one: batches fail over)."""
+
 Tier = Literal["priority", "standard"]
 Pool = Literal["dedicated", "shared"]
 Percent = Annotated[int, pydantic.Field(ge=1, le=100)]

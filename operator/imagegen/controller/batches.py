@@ -31,6 +31,7 @@ from imagegen.controller import (
     bodies,
     conditions,
     dispatch,
+    namespaces,
     observe,
 )
 from imagegen.queue import core
@@ -89,7 +90,12 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
     if status.region is None:
         async with context.admission_locks[batch.spec.tenant]:
             active = await _active_batches(context=context, batch=batch)
-            refusal = admission.check(batch=batch, owner=owner, active_batches=active)
+            holder = await namespaces.holder(
+                client=context.management, name=str(batch.metadata.namespace)
+            )
+            refusal = admission.check(
+                batch=batch, owner=owner, active_batches=active, namespace_holder=holder
+            )
             if refusal is not None:
                 await _reject(context=context, body=body, batch=batch, refusal=refusal)
                 return

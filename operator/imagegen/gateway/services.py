@@ -85,6 +85,13 @@ async def authenticate(
             headers=_UNAUTHORIZED,
         )
     name = found.keys.tenant_of(key.strip(), now=datetime.datetime.now(datetime.UTC))
+    refusal = found.tenants.refusal(name) if name else None
+    if refusal is not None:
+        raise problems.Problem(
+            status=403,
+            slug="tenant-not-ready",
+            detail=f"tenant {name} is not served until its spec is fixed: {refusal}",
+        )
     tenant = found.tenants.get(name) if name else None
     if tenant is None:
         raise problems.Problem(
