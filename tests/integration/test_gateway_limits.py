@@ -1,7 +1,8 @@
 """The gateway at the edges of what it accepts and of what it depends on: a body nested
-deeper than any batch, a body too large, and Redis gone while a stream is asked for. Each
-is a problem document the client can act on, never a 500 or a dropped connection, and
-every authenticated request that reached its body is charged to the rate limit."""
+deeper than any batch, a body too large, Redis gone while a stream is asked for, and an
+Idempotency-Key whose record Redis lost. Each is a problem document the client can act
+on, never a 500, a dropped connection or a duplicate batch, and every authenticated
+request that reached its body is charged to the rate limit."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis as sync_redis
 from websockets.exceptions import InvalidStatus
 from websockets.sync import client as ws_client
 
+from imagegen.gateway import keyspace
 from imagegen.localcluster import redis
 from tests.integration import gatewayproc
+from tests.integration.conftest import GATEWAY_REDIS_DB
 from tests.integration.gatewayworld import GatewayWorld
 
 SUBMIT = "/api/v1/batch/generate"
@@ -89,3 +93,27 @@ def test_a_websocket_while_redis_is_down_is_refused_with_503_and_retry_after(
         )
     assert sse.status_code == 503
     assert sse.headers["Retry-After"] == "1"
+
+
+def test_an_idempotent_submission_whose_record_was_lost_is_replayed_not_duplicated(
+    gateway_world: GatewayWorld, redis_server: redis.LocalRedis
+) -> None:
+    tenant, key = gateway_world.ready_tenant("once")
+    body = {"items": [{"prompt": "a gull over the harbour"}]}
+    headers = {"Idempotency-Key": "order-7"}
+    lost_record = keyspace.idempotency(tenant, "order-7")
+    store = sync_redis.Redis(port=redis_server.port, db=GATEWAY_REDIS_DB)
+    with gateway_world.client(key) as http:
+        first = http.post(SUBMIT, json=body, headers=headers)
+        # As if Redis failed while the answer was kept, or restarted without its data.
+        assert store.delete(lost_record) == 1
+        again = http.post(SUBMIT, json=body, headers=headers)
+        store.delete(lost_record)
+        other = http.post(SUBMIT, json={"items": [{"prompt": "a crab"}]}, headers=headers)
+    store.close()
+    assert (first.status_code, again.status_code) == (202, 202), again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert other.status_code == 422, other.text
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    assert [b["metadata"]["name"] for b in gateway_world.batches(tenant)] == [first.json()["id"]]
