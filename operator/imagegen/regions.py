@@ -51,6 +51,8 @@ class RegionClient:
     limiter: aiolimiter.AsyncLimiter
     redis: aioredis.Redis
     """The region's Redis (queues and progress), with bounded connect and socket timeouts."""
+    weight: int = 1
+    """The region's relative capacity (operatorconfig Region.weight), for dispatch."""
 
     @contextlib.asynccontextmanager
     async def call(self) -> AsyncIterator[lightkube.AsyncClient]:
@@ -103,6 +105,7 @@ async def connect(
         )
         clients[region.name] = RegionClient(
             name=region.name,
+            weight=region.weight,
             client=lightkube.AsyncClient(
                 config=kube_config,
                 timeout=timeout,

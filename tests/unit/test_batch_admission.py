@@ -89,8 +89,8 @@ def test_a_provider_the_tenant_does_not_run_is_refused_naming_the_item() -> None
     assert refusal.message.startswith("spec.items[2].provider:")
 
 
-def load(queued: int = 0, reachable: bool = True) -> dispatch.RegionLoad:
-    return dispatch.RegionLoad(reachable=reachable, queued=queued)
+def load(queued: int = 0, reachable: bool = True, weight: int = 1) -> dispatch.RegionLoad:
+    return dispatch.RegionLoad(reachable=reachable, queued=queued, weight=weight)
 
 
 def test_dispatch_prefers_the_first_reachable_region() -> None:
@@ -110,6 +110,22 @@ def test_dispatch_passes_over_a_region_with_a_long_backlog() -> None:
 
 def test_dispatch_takes_the_least_busy_when_all_are_busy() -> None:
     loads = {"us-east": load(queued=5000), "eu-west": load(queued=3000)}
+    assert (
+        dispatch.choose(preference=["us-east", "eu-west"], loads=loads, backlog_limit=1000)
+        == "eu-west"
+    )
+
+
+def test_a_heavier_region_keeps_a_backlog_its_weight_allows() -> None:
+    loads = {"us-east": load(queued=1500, weight=2), "eu-west": load(queued=10)}
+    assert (
+        dispatch.choose(preference=["us-east", "eu-west"], loads=loads, backlog_limit=1000)
+        == "us-east"
+    )
+
+
+def test_when_all_are_busy_the_fewest_queued_per_unit_of_weight_wins() -> None:
+    loads = {"us-east": load(queued=5000), "eu-west": load(queued=8000, weight=4)}
     assert (
         dispatch.choose(preference=["us-east", "eu-west"], loads=loads, backlog_limit=1000)
         == "eu-west"

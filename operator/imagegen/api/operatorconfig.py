@@ -57,7 +57,8 @@ class Region(meta.Model):
     redis: RegionRedis
     """The region's Redis."""
     weight: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
-    """Relative share of dispatch when preference and queue depth tie."""
+    """Relative capacity: dispatch passes over a region once its queue holds 1000 items per
+    unit of weight, and, when every region is that busy, picks the fewest per unit."""
 
     @pydantic.model_validator(mode="after")
     def _one_way_in(self) -> Self:
