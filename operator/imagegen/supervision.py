@@ -63,3 +63,17 @@ class Supervisor:
         self.died.set()
         error = None if task.cancelled() else task.exception()
         logger.error("loop %s ended while it should run", task.get_name(), exc_info=error)
+
+
+def stop_if_cancelled() -> None:
+    """Re-raise a cancellation that a client turned into an error of its own, or hid.
+
+    redis-py and httpx can surface a task's cancellation, arriving mid-read, as a
+    connection error or a timeout (on Python 3.11 a cancel racing a timeout becomes a
+    TimeoutError); code that catches those to retry or to report must still end when its
+    task was cancelled. A client can also swallow it whole and return as if nothing
+    happened: under load a webhook dispatcher was seen to outlive its cancellation.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

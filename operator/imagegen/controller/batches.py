@@ -22,7 +22,7 @@ import kopf
 import lightkube
 from lightkube.types import PatchType
 
-from imagegen import regions, resources
+from imagegen import regions, resources, supervision
 from imagegen.api import imagebatch, meta, tenant
 from imagegen.controller import (
     admission,
@@ -115,6 +115,7 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
             correlation_id=batchlogs.correlation_id(body),
         )
     except regions.UNREACHABLE_ERRORS as error:
+        supervision.stop_if_cancelled()  # a cancel a client turned into an error
         # An outage, not a bug: retried without a traceback; the daemon fails over if it lasts.
         raise kopf.TemporaryError(
             f"region {status.region} unreachable: {error}", delay=5
@@ -162,6 +163,7 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
                 cancel_sent = True
             progress = await queue.progress(batch_uid=batch.metadata.uid)
         except regions.UNREACHABLE_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning(
                 "batch %s: region %s unreachable: %s", batch.metadata.name, region.name, error
             )
@@ -278,6 +280,7 @@ async def cancel_in_queue(*, context: Context, body: Mapping[str, Any]) -> None:
             batch_uid=batch.metadata.uid
         )
     except regions.UNREACHABLE_ERRORS as error:
+        supervision.stop_if_cancelled()  # a cancel a client turned into an error
         # Deletion must not hang on a dead region; its workers find the batch gone.
         logger.warning(
             "batch %s: could not cancel in %s: %s", batch.metadata.name, region.name, error

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
-from imagegen import regions
+from imagegen import regions, supervision
 from imagegen.api import imagebatch, tenant
 from imagegen.queue import core, keys, model, payload
 
@@ -74,6 +74,7 @@ async def measure(
         try:
             depth = await core.Queue(redis=region.redis, pool=pool).depth()
         except regions.UNREACHABLE_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("dispatch: region %s unreachable: %s", name, error)
             return RegionLoad(reachable=False)
         queued = sum(lane.queued for lane in depth.values())
