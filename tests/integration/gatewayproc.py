@@ -27,6 +27,8 @@ class GatewayProcess:
     images_dir: pathlib.Path | None = None
     webhook_allowlist: tuple[str, ...] = ()
     log_format: str = "json"
+    settings: dict[str, object] = dataclasses.field(default_factory=dict)
+    """More settings for its configuration file (limits a test wants small)."""
     child: process.ManagedProcess | None = None
     port: int = 0
 
@@ -48,6 +50,7 @@ class GatewayProcess:
         }
         if self.images_dir is not None:
             settings["images_dir"] = str(self.images_dir)
+        settings.update(self.settings)
         config.write_text(yaml.safe_dump(settings))
         self.child = process.spawn(
             name="gateway",

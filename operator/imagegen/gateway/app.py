@@ -30,6 +30,8 @@ from imagegen.gateway import (
     requestcontext,
     services,
     settings,
+    streamcaps,
+    streamhub,
     tenants,
 )
 from imagegen.gateway.routes import batches, events, health, images
@@ -104,12 +106,14 @@ def _lifespan(
             settings=config,
             keys=keys,
             tenants=directory,
-            batches=batchstore.BatchStore(
-                client=kube, watch_seconds=config.timeouts.watch_server_seconds
-            ),
+            batches=batchstore.BatchStore(client=kube),
             limiter=ratelimit.RateLimiter(redis=store),
             idempotency=idempotency.IdempotencyStore(redis=store),
             redis=store,
+            hub=streamhub.WatchHub(client=kube, watch_seconds=config.timeouts.watch_server_seconds),
+            streams=streamcaps.StreamCaps(
+                per_tenant=config.max_streams_per_tenant, per_process=config.max_streams
+            ),
         )
         app.state.synced = lambda: {w.what: w.synced.is_set() for w in watchers}
         loops = supervision.Supervisor()
@@ -128,6 +132,7 @@ def _lifespan(
             if webhooks is not None:
                 await webhooks.stop()
             await loops.stop()
+            await app.state.services.hub.close()
             await store.aclose()
             await kube.close()
 

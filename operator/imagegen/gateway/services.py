@@ -23,6 +23,8 @@ from imagegen.gateway import (
     problems,
     ratelimiting,
     settings,
+    streamcaps,
+    streamhub,
     tenants,
 )
 from imagegen.metrics import gateway as catalogue
@@ -48,6 +50,9 @@ class Services:
     limiter: ratelimit.RateLimiter
     idempotency: idempotency.IdempotencyStore
     redis: redis.asyncio.Redis
+    hub: streamhub.WatchHub
+    """One shared watch per namespace for every stream of a batch in it."""
+    streams: streamcaps.StreamCaps
 
 
 def services(request: fastapi.requests.HTTPConnection) -> Services:

@@ -59,6 +59,12 @@ class GatewaySettings(pydantic.BaseModel):
     None: GET .../images/{item} answers 501."""
     page_size: Annotated[int, pydantic.Field(ge=1, le=500)] = 50
     """Batches per page of GET /api/v1/batches when the client asks for no limit."""
+    max_streams_per_tenant: Annotated[int, pydantic.Field(ge=1)] = 100
+    """Open SSE and WebSocket streams one tenant may hold; past it, 429 with Retry-After.
+    A hundred viewers of a tenant's live batches; more is a client that leaks streams."""
+    max_streams: Annotated[int, pydantic.Field(ge=1)] = 2000
+    """Open streams in one gateway process, all tenants together: each holds a socket and
+    a task (their watches are shared per namespace), so this bounds descriptors and memory."""
     timeouts: Timeouts = pydantic.Field(default_factory=Timeouts)
 
 

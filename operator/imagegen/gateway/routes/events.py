@@ -13,7 +13,7 @@ from typing import Any
 import fastapi
 from fastapi import responses
 from sse_starlette import sse
-from starlette import websockets
+from starlette import background, websockets
 
 from imagegen.gateway import problems, schemas, services, tenants, translate
 from imagegen.gateway.routes import batches
@@ -33,26 +33,40 @@ async def updates(
     found: services.Services, tenant: tenants.TenantView, obj: dict[str, Any]
 ) -> AsyncGenerator[schemas.BatchObject, None]:
     """The batch now, then each time what the API shows of it changes; ends after a
-    terminal phase or when the CR is deleted."""
+    terminal phase or when the CR is deleted. Changes come from the namespace's shared
+    watch (streamhub)."""
     last = translate.batch_object(obj)
     yield last
     if translate.is_terminal(obj):
         return
-    events = found.batches.follow(
-        namespace=tenant.namespace,
-        name=obj["metadata"]["name"],
-        since=obj["metadata"].get("resourceVersion"),
-    )
-    async with contextlib.aclosing(events):
-        async for event, current in events:
-            if event == "DELETED":
+    name = obj["metadata"]["name"]
+    async with found.hub.follow(namespace=tenant.namespace, name=name) as mailbox:
+        # Read again once subscribed: a change between the first read and the
+        # subscription reaches neither the first read nor the shared watch.
+        current = await found.batches.get(namespace=tenant.namespace, name=name, tenant=tenant.name)
+        event = ("MODIFIED", current) if current is not None else ("DELETED", {})
+        seen = obj
+        while True:
+            kind, current = event
+            if kind == "DELETED":
                 return
-            shown = translate.batch_object(current)
-            if shown != last:
-                last = shown
-                yield shown
-            if translate.is_terminal(current):
-                return
+            if not _older(current, than=seen):
+                seen = current
+                shown = translate.batch_object(current)
+                if shown != last:
+                    last = shown
+                    yield shown
+                if translate.is_terminal(current):
+                    return
+            event = await mailbox.get()
+
+
+def _older(obj: dict[str, Any], *, than: dict[str, Any]) -> bool:
+    """Whether obj is an older version than `than`: a shared watch that lags behind the
+    read made at subscription must not take a stream back in time. resourceVersions are
+    etcd revisions, compared as numbers when both are."""
+    mine, theirs = (o.get("metadata", {}).get("resourceVersion", "") for o in (obj, than))
+    return mine.isdigit() and theirs.isdigit() and int(mine) < int(theirs)
 
 
 @router.get(
@@ -76,15 +90,22 @@ async def batch_events_sse(
             status=406, detail="send Accept: text/event-stream, or open a WebSocket here"
         )
     obj = await batches.find(found, tenant, batch_id)
+    slot = found.streams.acquire(tenant.name)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         shown_updates = updates(found, tenant, obj)
-        with catalogue.STREAMS.labels(tenant.name, "sse").track_inprogress():
-            async with contextlib.aclosing(shown_updates):
-                async for shown in shown_updates:
-                    yield {"event": "batch", "data": shown.model_dump_json()}
+        try:
+            with catalogue.STREAMS.labels(tenant.name, "sse").track_inprogress():
+                async with contextlib.aclosing(shown_updates):
+                    async for shown in shown_updates:
+                        yield {"event": "batch", "data": shown.model_dump_json()}
+        finally:
+            slot.release()
 
-    return sse.EventSourceResponse(stream(), ping=_PING_SECONDS)
+    # The background task frees the slot of a stream whose body never started.
+    return sse.EventSourceResponse(
+        stream(), ping=_PING_SECONDS, background=background.BackgroundTask(slot.release)
+    )
 
 
 @router.websocket(EVENTS_PATH)
@@ -95,6 +116,7 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
         tenant = await services.authenticate(websocket, found)
         await services.charge(websocket, found, tenant)
         obj = await batches.find(found, tenant, batch_id)
+        slot = found.streams.acquire(tenant.name)
     except problems.Problem as problem:
         await _deny(websocket, problem)
         return
@@ -102,7 +124,19 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
         logger.warning("WEBSOCKET %s: backend call failed: %r", websocket.url.path, error)
         await _deny(websocket, problems.backend_unavailable())
         return
-    await websocket.accept()
+    try:
+        await websocket.accept()
+        await _stream(websocket, found, tenant, obj)
+    finally:
+        slot.release()
+
+
+async def _stream(
+    websocket: fastapi.WebSocket,
+    found: services.Services,
+    tenant: tenants.TenantView,
+    obj: dict[str, Any],
+) -> None:
     with catalogue.STREAMS.labels(tenant.name, "websocket").track_inprogress():
         sender = asyncio.create_task(_send_updates(websocket, updates(found, tenant, obj)))
         receiver = asyncio.create_task(_until_disconnect(websocket))
