@@ -10,7 +10,7 @@ PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo dev lint unit integration test-autoscale bench-autoscale crds monitoring \
-	test-alerts openapi chart-schema manifests controlplane redis-server clean
+	test-alerts openapi chart-schema manifests controlplane redis-server clean fuzz
 
 test: lint controlplane redis-server
 	$(BIN)/pytest
@@ -42,6 +42,11 @@ test-autoscale: $(BIN)/.installed controlplane redis-server
 bench-autoscale: $(BIN)/.installed controlplane
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/autoscale.py
+
+# The abuse suite at the API's limits with many new generated examples (`make test` runs
+# a few, the same each time).
+fuzz: $(BIN)/.installed controlplane redis-server
+	FUZZ_EXAMPLES=200 FUZZ_RANDOM=1 $(BIN)/pytest tests/integration/test_limits_fuzz.py
 
 crds: $(BIN)/.installed
 	$(BIN)/imagegen crds --output-dir crds
