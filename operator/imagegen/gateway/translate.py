@@ -122,8 +122,9 @@ def _metadata(annotations: dict[str, str] | None) -> dict[str, str]:
         return {}
     try:
         loaded = json.loads(raw)
-    except ValueError:
-        # Someone edited the annotation by hand; the batch is still worth showing.
+    except (ValueError, RecursionError):
+        # Someone edited the annotation by hand (nested past the parser's stack, even);
+        # the batch is still worth showing.
         return {}
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
