@@ -6,7 +6,6 @@ request that reached its body is charged to the rate limit."""
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 from collections.abc import Iterator
 
@@ -17,10 +16,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync import client as ws_client
 
 from imagegen.gateway import keyspace
-from imagegen.localcluster import cluster, redis
-from tests.integration import gatewayproc, waiting
+from imagegen.localcluster import redis
+from tests.integration import gatewayproc
 from tests.integration.conftest import GATEWAY_REDIS_DB
-from tests.integration.gatewayworld import GATEWAY_USER, GatewayWorld
+from tests.integration.gatewayworld import GatewayWorld
 
 SUBMIT = "/api/v1/batch/generate"
 
@@ -118,82 +117,3 @@ def test_an_idempotent_submission_whose_record_was_lost_is_replayed_not_duplicat
     assert other.status_code == 422, other.text
     assert other.json()["type"].endswith("/idempotency-key-reused")
     assert [b["metadata"]["name"] for b in gateway_world.batches(tenant)] == [first.json()["id"]]
-
-
-@pytest.fixture
-def gateway_with_small_stream_caps(
-    gateway_world: GatewayWorld, redis_server: redis.LocalRedis, tmp_path: pathlib.Path
-) -> Iterator[gatewayproc.GatewayProcess]:
-    """A second gateway on the same cluster that allows 3 streams per tenant."""
-    gateway = gatewayproc.GatewayProcess(
-        kubeconfig=gateway_world.gateway.kubeconfig,
-        redis_url=f"redis://127.0.0.1:{redis_server.port}/{GATEWAY_REDIS_DB}",
-        workdir=tmp_path / "gateway",
-        settings={"max_streams_per_tenant": 3, "webhooks_enabled": False},
-    )
-    gateway.start()
-    yield gateway
-    gateway.stop()
-    assert "Traceback" not in gateway.log(), gateway.log()[-4000:]
-
-
-def open_stream(stack: contextlib.ExitStack, http: httpx.Client, batch_id: str) -> httpx.Response:
-    """An SSE stream of the batch, held open by `stack`; its first event has been read."""
-    reply = stack.enter_context(
-        http.stream("GET", f"/api/v1/batches/{batch_id}/events",
-                    headers={"Accept": "text/event-stream"})
-    )  # fmt: skip
-    if reply.status_code == 200:
-        lines = reply.iter_lines()
-        while not next(lines).startswith("data:"):
-            pass
-    return reply
-
-
-def watches_of(management: cluster.LocalCluster, namespace: str) -> int:
-    """Watches of ImageBatches in the namespace that the gateways opened."""
-    return sum(
-        1
-        for e in management.audit_events()
-        if e["user"].get("username") == GATEWAY_USER
-        and e["verb"] == "watch"
-        and e["stage"] == "ResponseStarted"
-        and e.get("objectRef", {}).get("resource") == "imagebatches"
-        and e.get("objectRef", {}).get("namespace") == namespace
-    )
-
-
-def test_streams_share_one_watch_per_namespace_and_a_tenant_past_its_cap_gets_429(
-    gateway_world: GatewayWorld,
-    gateway_with_small_stream_caps: gatewayproc.GatewayProcess,
-    management: cluster.LocalCluster,
-) -> None:
-    greedy, greedy_key = gateway_world.ready_tenant("greedy")
-    calm, calm_key = gateway_world.ready_tenant("calm")
-    ids = {}
-    for tenant, key in ((greedy, greedy_key), (calm, calm_key)):
-        with gateway_world.client(key) as http:
-            answer = http.post(SUBMIT, json={"items": [{"prompt": "a slow gull"}]})
-            assert answer.status_code == 202, answer.text
-            ids[tenant] = answer.json()["id"]
-    base = gateway_with_small_stream_caps.url
-    with (
-        contextlib.ExitStack() as stack,
-        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {greedy_key}"},
-                     timeout=30) as greedy_http,
-        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {calm_key}"},
-                     timeout=30) as calm_http,
-    ):  # fmt: skip
-        held = [open_stream(stack, greedy_http, ids[greedy]) for _ in range(3)]
-        assert [reply.status_code for reply in held] == [200, 200, 200]
-        refused = open_stream(stack, greedy_http, ids[greedy])
-        assert refused.status_code == 429
-        assert refused.headers["Retry-After"] == "5"
-        assert open_stream(stack, calm_http, ids[calm]).status_code == 200
-        assert calm_http.get("/api/v1/batches").status_code == 200
-        waiting.until(
-            lambda: watches_of(management, f"tenant-{greedy}") >= 1,
-            timeout=30,
-            what="the shared watch of the greedy tenant's namespace",
-        )
-        assert watches_of(management, f"tenant-{greedy}") == 1
