@@ -9,7 +9,6 @@ import base64
 import contextlib
 import dataclasses
 import datetime
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -362,27 +361,6 @@ async def test_an_internationalised_host_name_is_delivered_under_its_idna_name(
 
     (got,) = webhook_receiver.received
     assert got.headers["Host"] == f"xn--bcher-kva.test:{webhook_receiver.port}"
-
-
-async def test_a_host_that_fails_to_resolve_for_a_moment_is_retried(
-    dispatchers: Dispatchers, webhook_receiver: Receiver
-) -> None:
-    calls = 0
-
-    async def flaky(host: str, port: int) -> Sequence[str]:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return ["127.0.0.1"]
-
-    dispatchers.start(resolver=flaky)
-    event = await submit(dispatchers.redis, f"http://hooks.test:{webhook_receiver.port}/h")
-
-    record = await state_of(dispatchers.redis, event, "delivered")
-
-    assert record["attempts"] == "2"
-    assert len(webhook_receiver.received) == 1
 
 
 @pytest.mark.parametrize(
