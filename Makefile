@@ -10,7 +10,7 @@ PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: test demo dev lint unit integration test-autoscale bench-autoscale bench-sla crds monitoring \
-	test-alerts openapi chart-schema manifests controlplane redis-server chromium client-examples clean
+	test-alerts openapi chart-schema manifests controlplane redis-server chromium client-examples clean fuzz
 
 test: lint controlplane redis-server chromium client-examples
 	$(BIN)/pytest
@@ -51,6 +51,11 @@ MINUTES ?= 15
 bench-sla: $(BIN)/.installed controlplane
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/sla.py --minutes $(MINUTES)
+
+# The abuse suite at the API's limits with many new generated examples (`make test` runs
+# a few, the same each time).
+fuzz: $(BIN)/.installed controlplane redis-server
+	FUZZ_EXAMPLES=200 FUZZ_RANDOM=1 $(BIN)/pytest tests/integration/test_limits_fuzz.py
 
 crds: $(BIN)/.installed
 	$(BIN)/imagegen crds --output-dir crds

@@ -100,6 +100,10 @@ class BatchBuilder(_Builder):
     def priority(self, priority: imagebatch.Priority) -> Self:
         return self.set("spec.priority", priority)
 
+    def annotation(self, key: str, value: str) -> Self:
+        self._obj["metadata"].setdefault("annotations", {})[key] = value
+        return self
+
     def defaults(self, **fields: Any) -> Self:
         self._obj["spec"].setdefault("defaults", {}).update(_wire(imagebatch.Defaults, fields))
         return self

@@ -53,6 +53,8 @@ class RegionClient:
     limiter: aiolimiter.AsyncLimiter
     redis: redisconn.Client
     """The region's Redis (queues and progress), with bounded connect and command timeouts."""
+    weight: int = 1
+    """The region's relative capacity (operatorconfig Region.weight), for dispatch."""
     store: storage.Store | None = None
     """The region's object store (images), to delete a batch's images with the batch."""
     store_config: objectstore.ObjectStore = dataclasses.field(
@@ -114,6 +116,7 @@ async def connect(
         )
         clients[region.name] = RegionClient(
             name=region.name,
+            weight=region.weight,
             client=lightkube.AsyncClient(
                 config=kube_config,
                 timeout=timeout,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import lightkube
+import pytest
 import yaml
 from lightkube.types import PatchType
 
@@ -21,6 +22,7 @@ from tests.integration import (
     apiobjects,
     argoapps,
     argocdproc,
+    largebatch,
     operatorproc,
     tenantworld,
     waiting,
@@ -292,3 +294,28 @@ def forget(kube: lightkube.Client, name: str) -> None:
     operator."""
     kube.delete(argocdproc.Application, name, namespace=argocdproc.NAMESPACE)
     apiobjects.delete_and_wait(kube, resources.Tenant, name, what=f"Tenant {name} deleted")
+
+
+@pytest.mark.parametrize("alphabet", sorted(largebatch.ALPHABETS))
+def test_the_largest_valid_batch_in_git_is_synced_run_and_pruned(
+    argocd: argocdproc.GitRepo,
+    kube: lightkube.Client,
+    local_stack: stack.LocalStack,
+    running_operator: operatorproc.OperatorProcess,
+    alphabet: str,
+) -> None:
+    # Argo CD applies as kubectl apply does, keeping the same copy in an annotation.
+    name = synced_tenant(argocd, kube, local_stack.management.server, "us-east")
+    manifest = largebatch.batch_manifest("largest", name, largebatch.largest_items(alphabet))
+    argocd.commit({f"{name}/largest.yaml": in_git(manifest, wave="2")}, "the largest batch")
+    wait_batch(kube, name, "largest", "Progressing", cause=True)
+    handled = largebatch.wait_handled(kube, name, "largest")
+    assert largebatch.annotation_bytes(handled) < largebatch.ANNOTATIONS_LIMIT
+
+    argocd.commit({f"{name}/largest.yaml": ""}, "the largest batch goes")
+    waiting.until(
+        lambda: apiobjects.absent(kube, resources.ImageBatch, "largest", f"tenant-{name}"),
+        timeout=180,
+        what="the pruned batch deleted, its finalizer removed",
+    )
+    forget(kube, name)

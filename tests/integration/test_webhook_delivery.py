@@ -345,3 +345,37 @@ async def test_a_stopped_dispatcher_stops_reading_even_when_stopped_mid_read(
 
     # A loop that survived its cancellation would be blocked reading again by now.
     assert await blocked_readers() == []
+
+
+async def test_an_internationalised_host_name_is_delivered_under_its_idna_name(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    dns = PointableResolver()
+    dns.answers["xn--bcher-kva.test"] = ["127.0.0.1"]  # DNS knows names in their IDNA form
+    dispatchers.start(resolver=dns)
+    event = await submit(
+        dispatchers.redis, f"http://Bücher.test:{webhook_receiver.port}/hooks/imagegen"
+    )
+
+    await state_of(dispatchers.redis, event, "delivered")
+
+    (got,) = webhook_receiver.received
+    assert got.headers["Host"] == f"xn--bcher-kva.test:{webhook_receiver.port}"
+
+
+@pytest.mark.parametrize(
+    "bad_url",
+    ["http://\u0080x.test/hook", "http://" + "a" * 64 + ".test/hook", "http://xn--a.test/hook"],
+)
+async def test_a_host_that_cannot_be_encoded_fails_alone_and_delivery_goes_on(
+    dispatchers: Dispatchers, webhook_receiver: Receiver, bad_url: str
+) -> None:
+    task = dispatchers.start()  # the machine's own resolver, which encodes the name itself
+    bad = await submit(dispatchers.redis, bad_url)
+    good = await submit(dispatchers.redis, webhook_receiver.url)
+
+    refused = await state_of(dispatchers.redis, bad, "failed")
+    await state_of(dispatchers.redis, good, "delivered")
+
+    assert refused["error"].startswith("refused: ")
+    assert not task.done()

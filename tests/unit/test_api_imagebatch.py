@@ -1,6 +1,8 @@
 """The ImageBatch model: defaults, the round trip with the apiserver, and validation."""
 
+import json
 import pathlib
+import typing
 from typing import Any
 
 import pydantic
@@ -268,3 +270,49 @@ def test_a_prompt_keeps_tabs_line_breaks_and_any_script() -> None:
     prompt = "a lighthouse\nat dawn,\tin oils — 灯台, phare"
     batch = builders.make_batch().item("img-0", prompt=prompt).model()
     assert batch.spec.items[-1].prompt == prompt
+
+
+# The prompt budget of a batch (what `kubectl apply` can store)
+
+
+def test_prompts_at_the_batch_budget_are_accepted() -> None:
+    per_item = imagebatch.MAX_PROMPT_CHARACTERS // 100
+    batch = builders.make_batch().items(100, prompt="p" * (per_item - 10), negative_prompt="n" * 10)
+    assert imagebatch.prompt_characters(batch.model().spec.items) == 30_000
+
+
+def test_one_prompt_character_over_the_batch_budget_is_refused_at_items() -> None:
+    per_item = imagebatch.MAX_PROMPT_CHARACTERS // 100
+    batch = builders.make_batch().items(99, prompt="p" * per_item).item("i99", prompt="p" * 301)
+    assert rejected(batch) == {"spec.items": f"Value error, {imagebatch.PROMPTS_FIT.message}"}
+
+
+def kubectl_copy_bytes(obj: dict[str, Any]) -> int:
+    """Bytes of `kubectl apply`'s last-applied annotation for obj: Go's encoding/json
+    writes UTF-8 as is and escapes <, > and & as \\u003c, \\u003e, \\u0026."""
+    encoded = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    for char in "<>&":
+        encoded = encoded.replace(char, f"\\u{ord(char):04x}")
+    return len(encoded.encode())
+
+
+def test_the_largest_valid_spec_leaves_room_in_kubectl_apply_annotation() -> None:
+    # Every bounded field at its bound, in the characters that cost kubectl most.
+    per_item = imagebatch.MAX_PROMPT_CHARACTERS // 100
+    worst = (
+        builders.make_batch("b" * 253, tenant="t" * 63)
+        .namespace("n" * 63)
+        .items(0)
+        .webhook("https://h/" + "&" * 2038, *typing.get_args(imagebatch.WebhookEvent))
+        .obj()
+    )
+    worst["spec"]["defaults"] = {"size": "9999x9999", "provider": "p" * 63, "format": "jpeg"}
+    worst["spec"]["items"] = [
+        {"id": f"{n:03d}" + "x" * 60, "prompt": "<" * (per_item // 2),
+         "negativePrompt": "&" * (per_item // 2), "seed": 4_294_967_295, "size": "9999x9999",
+         "provider": "p" * 63}
+        for n in range(imagebatch.MAX_ITEMS)
+    ]  # fmt: skip
+    imagebatch.ImageBatch.model_validate(worst)
+    # 256 KiB for all annotations; the rest is the room left for the user's own.
+    assert kubectl_copy_bytes(worst) < 256 * 1024 - 40_000

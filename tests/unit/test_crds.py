@@ -197,7 +197,14 @@ def test_tenant_workers_carry_both_cross_field_rules() -> None:
     ],
 )
 def test_batch_fields_fixed_at_creation_carry_a_transition_rule(path: str, message: str) -> None:
-    assert rules_at("imagebatches.yaml", path) == [{"rule": "self == oldSelf", "message": message}]
+    assert rules_at("imagebatches.yaml", path)[0] == {"rule": "self == oldSelf", "message": message}
+
+
+def test_batch_items_carry_the_prompt_budget_rule() -> None:
+    assert rules_at("imagebatches.yaml", ".spec.items")[1] == {
+        "rule": imagebatch.PROMPTS_FIT.rule,
+        "message": imagebatch.PROMPTS_FIT.message,
+    }
 
 
 def test_cancelling_a_batch_cannot_be_undone() -> None:

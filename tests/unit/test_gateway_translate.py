@@ -84,3 +84,9 @@ def test_a_running_cr_shows_its_counts_and_links_to_finished_images() -> None:
         ("i1", None),
     ]
     assert not translate.is_terminal(obj)
+
+
+def test_metadata_edited_by_hand_into_deeply_nested_json_is_shown_as_none() -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    obj = builders.make_batch("b1").annotation(translate.METADATA_ANNOTATION, nested).obj()
+    assert translate.batch_object(obj).metadata == {}

@@ -4,6 +4,7 @@ before every send."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 
 import pytest
@@ -48,6 +49,10 @@ async def fails(host: str, port: int) -> Sequence[str]:
         ("http://[64:ff9b::a9fe:a9fe]/hook", "cloud metadata"),
         ("http://[2002:0a00:0001::1]/hook", "private"),
         ("http://[fd00:ec2::254]/hook", "cloud metadata"),
+        ("http://[fec0::1]/hook", "site-local"),
+        ("http://[fef0::1]/hook", "site-local"),
+        ("http://168.63.129.16/machine", "cloud metadata"),
+        ("http://[::ffff:168.63.129.16]/machine", "cloud metadata"),
     ],
 )
 async def test_internal_addresses_are_refused(url: str, reason: str) -> None:
@@ -146,3 +151,38 @@ async def test_no_answer_a_failed_resolution_or_a_timeout_refuse_the_url(
 def test_a_malformed_allowlist_entry_is_an_error_naming_it() -> None:
     with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33'"):
         ssrf.Allowlist.parse(["10.0.0.0/33"])
+
+
+async def test_the_azure_wire_server_stays_refused_when_its_network_is_allowlisted() -> None:
+    with pytest.raises(ssrf.UnsafeWebhookURL, match="metadata"):
+        await ssrf.check_url("http://168.63.129.16/", allowlist=["168.63.0.0/16"])
+
+
+async def test_an_internationalised_host_is_checked_and_connected_to_in_its_idna_form() -> None:
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> Sequence[str]:
+        asked.append(host)
+        return ["93.184.216.34"]
+
+    target = await ssrf.check_url("https://Bücher.example/hook", allowlist=[], resolver=resolve)
+    assert (target.host, asked) == ("xn--bcher-kva.example", ["xn--bcher-kva.example"])
+
+
+@pytest.mark.parametrize(
+    "url", ["http://\u0080x.example/", "http://" + "a" * 64 + ".example/", "http://a..b/"]
+)
+async def test_a_host_that_cannot_be_encoded_is_refused_not_an_error(url: str) -> None:
+    with pytest.raises(ssrf.UnsafeWebhookURL):
+        await ssrf.check_url(url, allowlist=[])
+
+
+async def test_a_resolver_failing_for_a_moment_is_unavailable_not_a_verdict() -> None:
+    async def again(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    with pytest.raises(ssrf.ResolutionUnavailable, match="for now"):
+        await ssrf.check_url("https://hooks.example.com/", allowlist=[], resolver=again)
+    with pytest.raises(ssrf.UnsafeWebhookURL) as refused:
+        await ssrf.check_url("https://hooks.example.com/", allowlist=[], resolver=fails)
+    assert not isinstance(refused.value, ssrf.ResolutionUnavailable)

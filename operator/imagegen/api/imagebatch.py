@@ -1,6 +1,7 @@
 """ImageBatch (namespaced): a tenant's request for up to 100 images, and how it went."""
 
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -18,6 +19,22 @@ CANCEL_FINAL: meta.Rule = meta.Rule(
 )
 
 MAX_ITEMS = 100
+MAX_PROMPT_LENGTH = 2000
+MAX_PROMPT_CHARACTERS = 30_000
+"""All prompts and negative prompts of a batch together, in characters. The biggest batch
+the CRD admits must fit in every annotation anyone writes: `kubectl apply` (and Argo CD,
+which applies the same way) keeps a JSON copy of the object in one annotation, and the
+apiserver allows 256 KiB of annotations in all. In that copy a character takes up to 6
+bytes (`<`, `>` and `&` are written as \\u003c...), a CJK one 3; the rest of the biggest
+spec (100 items with 63-character ids and providers, a 2048-character webhook URL) takes
+about 35 KB. 30,000 characters at 6 bytes make about 215 KB, leaving about 45 KB for
+your own labels and annotations (which the copy holds a second time)."""
+PROMPTS_FIT: meta.Rule = meta.Rule(
+    rule="self.map(i, size(i.prompt) + (has(i.negativePrompt) ? size(i.negativePrompt) : 0))"
+    f".sum() <= {MAX_PROMPT_CHARACTERS}",
+    message=f"prompts and negative prompts together must be at most {MAX_PROMPT_CHARACTERS}"
+    " characters per batch",
+)
 SIZE_PATTERN = r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$"
 ITEM_ID_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 
@@ -28,7 +45,7 @@ Size = Annotated[str, pydantic.Field(max_length=9, pattern=SIZE_PATTERN)]
 # they mean nothing in a prompt, and clients that split watch streams the way Python's
 # str.splitlines does (lightkube) would cut the event of such a batch in two.
 PROMPT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\x{2028}\x{2029}]*$"
-Prompt = Annotated[str, pydantic.Field(max_length=2000, pattern=PROMPT_PATTERN)]
+Prompt = Annotated[str, pydantic.Field(max_length=MAX_PROMPT_LENGTH, pattern=PROMPT_PATTERN)]
 ItemId = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=ITEM_ID_PATTERN)]
 Seed = Annotated[int, pydantic.Field(ge=0, le=4_294_967_295)]
 WebhookUrl = Annotated[str, pydantic.Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
@@ -142,10 +159,10 @@ class ImageBatchSpec(meta.Model):
         pydantic.Field(
             min_length=1,
             max_length=MAX_ITEMS,
-            json_schema_extra=meta.list_map("id") | meta.validations(ITEMS_IMMUTABLE),
+            json_schema_extra=meta.list_map("id") | meta.validations(ITEMS_IMMUTABLE, PROMPTS_FIT),
         ),
     ]
-    """Images to generate, 1 to 100; ids are unique."""
+    """Images to generate, 1 to 100; ids unique; at most 30,000 prompt characters in all."""
     webhook: Webhook | None = None
     """Where to send notifications about the batch."""
     cancel: Annotated[bool, pydantic.Field(json_schema_extra=meta.validations(CANCEL_FINAL))] = (
@@ -163,7 +180,19 @@ class ImageBatchSpec(meta.Model):
     @classmethod
     def _unique_ids(cls, items: list[Item]) -> list[Item]:
         meta.require_unique([item.id for item in items], what="item ids")
+        require_prompts_fit(items)
         return items
+
+
+def prompt_characters(items: Sequence[Any]) -> int:
+    """Characters of all prompts and negative prompts of the items (PROMPTS_FIT)."""
+    return sum(len(item.prompt) + len(item.negative_prompt or "") for item in items)
+
+
+def require_prompts_fit(items: Sequence[Any]) -> None:
+    """Raise ValueError with PROMPTS_FIT's message when the items' prompts are too long."""
+    if prompt_characters(items) > MAX_PROMPT_CHARACTERS:
+        raise ValueError(PROMPTS_FIT.message)
 
 
 class Counts(meta.StatusModel):

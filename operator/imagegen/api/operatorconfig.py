@@ -60,7 +60,8 @@ class Region(meta.Model):
     and the operator deletes them after the batch's TTL. The default, each worker pod's
     own volume, loses images with the pod: set an S3 store in production."""
     weight: Annotated[int, pydantic.Field(ge=1, le=100)] = 1
-    """Relative share of dispatch when preference and queue depth tie."""
+    """Relative capacity: dispatch passes over a region once its queue holds 1000 items per
+    unit of weight, and, when every region is that busy, picks the fewest per unit."""
 
     @pydantic.model_validator(mode="after")
     def _one_way_in(self) -> Self:

@@ -38,6 +38,12 @@ NAME_NOT_RESERVED: meta.Rule = meta.Rule(
     message="metadata.name must not be 'shared': it names every region's shared pool",
 )
 
+READY = "Ready"
+"""The Tenant's condition that says its pools are in place (or why not)."""
+SPEC_REFUSALS = frozenset({"UnknownRegion", "NamespaceNotOwned", "NamespaceOwnedByAnotherTenant"})
+"""Reasons of a False Ready condition that mean the operator refused the spec itself, so
+nothing of the Tenant may be served (a region being down is not one: batches fail over)."""
+
 Tier = Literal["priority", "standard"]
 Pool = Literal["dedicated", "shared"]
 Percent = Annotated[int, pydantic.Field(ge=1, le=100)]
@@ -48,7 +54,7 @@ class RateLimit(meta.Model):
 
     requests_per_minute: Annotated[int, pydantic.Field(ge=1, le=100_000)] = 60
     """Sustained requests per minute."""
-    burst: Annotated[int, pydantic.Field(ge=1)] = 120
+    burst: Annotated[int, pydantic.Field(ge=1, le=1_000_000)] = 120
     """Requests allowed at once above the sustained rate."""
 
 
@@ -57,16 +63,18 @@ class Quota(meta.Model):
 
     max_batch_size: Annotated[int, pydantic.Field(ge=1, le=100)] = 100
     """Most items in one batch."""
-    max_active_batches: Annotated[int, pydantic.Field(ge=1)] = 10
+    max_active_batches: Annotated[int, pydantic.Field(ge=1, le=10_000)] = 10
     """Most batches admitted and not yet finished."""
-    max_images_per_minute: Annotated[int, pydantic.Field(ge=1)] = 600
+    max_images_per_minute: Annotated[int, pydantic.Field(ge=1, le=10_000_000)] = 600
     """Most images generated per minute across all regions."""
 
 
 class SLA(meta.Model):
     """Service level the tenant is promised."""
 
-    batch_deadline_seconds: Annotated[int, pydantic.Field(ge=10)] = 300
+    # At most a week: the deadline is admission time plus this, and a date past year 9999
+    # (any int64 the apiserver takes) could not be computed at all.
+    batch_deadline_seconds: Annotated[int, pydantic.Field(ge=10, le=604_800)] = 300
     """Seconds from admission by which a batch must be complete."""
 
 

@@ -24,8 +24,10 @@ def check(
     batch: imagebatch.ImageBatch,
     owner: tenant.Tenant | None,
     active_batches: int,
+    namespace_holder: str | None,
 ) -> Refusal | None:
-    """None when the batch may run; else why not. active_batches excludes this batch."""
+    """None when the batch may run; else why not. active_batches excludes this batch;
+    namespace_holder is the tenant the batch's namespace is labelled for."""
     name = batch.spec.tenant
     if owner is None:
         return Refusal(reason="TenantNotFound", message=f"spec.tenant: no Tenant named {name!r}")
@@ -34,6 +36,15 @@ def check(
             reason="NamespaceNotOwned",
             message=f"metadata.namespace: tenant {name!r} submits batches in namespace"
             f" {owner.spec.namespace!r}, not {batch.metadata.namespace!r}",
+        )
+    if namespace_holder != name:
+        # The Tenant names the namespace, but the namespace is not the Tenant's: another
+        # tenant's (or nobody's) namespace must not run work charged to this one.
+        held = f"belongs to tenant {namespace_holder!r}" if namespace_holder else "is not held"
+        return Refusal(
+            reason="NamespaceNotHeld",
+            message=f"metadata.namespace: namespace {batch.metadata.namespace!r} {held};"
+            f" tenant {name!r} may run batches only in a namespace labelled for it",
         )
     limit = owner.spec.quota.max_batch_size
     if len(batch.spec.items) > limit:

@@ -22,7 +22,7 @@ import kopf
 import lightkube
 from lightkube.types import PatchType
 
-from imagegen import regions, resources
+from imagegen import regions, resources, supervision
 from imagegen.api import imagebatch, meta, tenant
 from imagegen.controller import (
     admission,
@@ -32,6 +32,7 @@ from imagegen.controller import (
     cleanup,
     conditions,
     dispatch,
+    namespaces,
     observe,
     storecondition,
 )
@@ -100,7 +101,12 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
     if status.region is None:
         async with context.admission_locks[batch.spec.tenant]:
             active = await _active_batches(context=context, batch=batch)
-            refusal = admission.check(batch=batch, owner=owner, active_batches=active)
+            holder = await namespaces.holder(
+                client=context.management, name=str(batch.metadata.namespace)
+            )
+            refusal = admission.check(
+                batch=batch, owner=owner, active_batches=active, namespace_holder=holder
+            )
             if refusal is not None:
                 await _reject(context=context, body=body, batch=batch, refusal=refusal)
                 return
@@ -120,6 +126,7 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
             correlation_id=batchlogs.correlation_id(body),
         )
     except regions.UNREACHABLE_ERRORS as error:
+        supervision.stop_if_cancelled()  # a cancel a client turned into an error
         # An outage, not a bug: retried without a traceback; the daemon fails over if it lasts.
         raise kopf.TemporaryError(
             f"region {status.region} unreachable: {error}", delay=5
@@ -168,6 +175,7 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
             progress = await queue.progress(batch_uid=batch.metadata.uid)
             trouble = await storecondition.read(region=region, pool=queue.keyspace.pool)
         except regions.UNREACHABLE_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning(
                 "batch %s: region %s unreachable: %s", batch.metadata.name, region.name, error
             )
@@ -294,6 +302,7 @@ async def cancel_in_queue(*, context: Context, body: Mapping[str, Any]) -> None:
             batch_uid=batch.metadata.uid
         )
     except regions.UNREACHABLE_ERRORS as error:
+        supervision.stop_if_cancelled()  # a cancel a client turned into an error
         # Deletion must not hang on a dead region; its workers find the batch gone.
         logger.warning(
             "batch %s: could not cancel in %s: %s", batch.metadata.name, region.name, error

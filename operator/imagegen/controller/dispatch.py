@@ -2,8 +2,9 @@
 
 The choice: the Tenant's allowed regions in its order of preference, skipping regions
 whose Redis does not answer, and passing over a region whose pool already has
-`backlog_limit` items queued when a later region has fewer; if every region is that
-busy, the least busy one. Enqueueing is keyed by batch uid and item id, so dispatching
+`backlog_limit` items queued per unit of its weight (the region's relative capacity) when
+a later region has fewer; if every region is that busy, the one with the fewest queued
+items per unit of weight. Enqueueing is keyed by batch uid and item id, so dispatching
 the same batch twice (a handler re-run after a crash) enqueues nothing twice.
 """
 
@@ -14,7 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
-from imagegen import regions
+from imagegen import regions, supervision
 from imagegen.api import imagebatch, tenant
 from imagegen.queue import core, keys, model, payload
 
@@ -30,6 +31,9 @@ class RegionLoad:
 
     reachable: bool
     queued: int = 0
+    weight: int = 1
+    """Relative capacity: a region of weight 2 is as busy as one of weight 1 with half
+    its queue."""
 
 
 def pool_of(owner: tenant.Tenant) -> str:
@@ -50,10 +54,12 @@ def choose(
     reachable = [name for name in preference if name in loads and loads[name].reachable]
     if not reachable:
         return None
-    under_limit = [name for name in reachable if loads[name].queued < backlog_limit]
+    under_limit = [
+        name for name in reachable if loads[name].queued < backlog_limit * loads[name].weight
+    ]
     if under_limit:
         return under_limit[0]
-    return min(reachable, key=lambda name: loads[name].queued)
+    return min(reachable, key=lambda name: loads[name].queued / loads[name].weight)
 
 
 async def measure(
@@ -68,9 +74,11 @@ async def measure(
         try:
             depth = await core.Queue(redis=region.redis, pool=pool).depth()
         except regions.UNREACHABLE_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("dispatch: region %s unreachable: %s", name, error)
             return RegionLoad(reachable=False)
-        return RegionLoad(reachable=True, queued=sum(lane.queued for lane in depth.values()))
+        queued = sum(lane.queued for lane in depth.values())
+        return RegionLoad(reachable=True, queued=queued, weight=region.weight)
 
     loads = await asyncio.gather(*(one(name) for name in names))
     return dict(zip(names, loads, strict=True))

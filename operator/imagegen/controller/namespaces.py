@@ -58,11 +58,17 @@ async def create(*, client: lightkube.AsyncClient, name: str, tenant_name: str) 
 
 async def holds_tenant(*, client: lightkube.AsyncClient, name: str, tenant_name: str) -> bool:
     """Whether the namespace exists, is labelled as the tenant's and is not being deleted."""
+    return await holder(client=client, name=name) == tenant_name
+
+
+async def holder(*, client: lightkube.AsyncClient, name: str) -> str | None:
+    """The tenant the namespace is labelled for; None when it is missing, unlabelled or
+    being deleted."""
     namespace = await resources.get_or_none(client, core_v1.Namespace, name)
     if namespace is None:
-        return False
+        return None
     terminating = namespace.status is not None and namespace.status.phase == "Terminating"
-    return _owner(namespace) == tenant_name and not terminating
+    return None if terminating else _owner(namespace)
 
 
 def _owner(namespace: core_v1.Namespace) -> str | None:

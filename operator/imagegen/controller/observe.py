@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, get_args
 
-from imagegen import regions
+from imagegen import regions, supervision
 from imagegen.api import imagebatch, tenant
 from imagegen.controller import batchstatus
 from imagegen.metrics import books, labels
@@ -223,6 +223,7 @@ async def sample_region(*, region: regions.RegionClient) -> None:
                     queued=sample.queued, oldest_age_seconds=sample.oldest_age_seconds
                 )
     except regions.UNREACHABLE_ERRORS as error:
+        supervision.stop_if_cancelled()  # a cancel a client turned into an error
         logger.debug("queue sample: region %s unreachable: %s", region.name, error)
         region_answered(region=region.name, kind="redis", reachable=False)
         metrics.QUEUES.replace_region(region=region.name, lanes={})

@@ -12,7 +12,7 @@ import httpx2
 import kopf
 import lightkube
 
-from imagegen import regions
+from imagegen import regions, supervision
 from imagegen.api import meta, operatorconfig
 from imagegen.controller import (
     batches,
@@ -108,28 +108,31 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             failover_after_seconds=config.failover_after_seconds,
             operator_namespace=config.operator_namespace,
         )
-        background = [
-            asyncio.create_task(
-                sweep.run_forever(
-                    config=config, registry=registry, caches=caches, management=management
-                )
+        loops = supervision.Supervisor()
+        loops.start(
+            "drift sweep",
+            sweep.run_forever(
+                config=config, registry=registry, caches=caches, management=management
             ),
-            asyncio.create_task(observe.sample_queues_forever(registry=registry)),
-            *(asyncio.create_task(feed.run()) for feed in pod_feeds),
-            asyncio.create_task(
-                retention.run_forever(
-                    management=management, interval_seconds=config.retention_check_seconds
-                )
+        )
+        loops.start("queue sampling", observe.sample_queues_forever(registry=registry))
+        for feed in pod_feeds:
+            loops.start("worker pods", feed.run())
+        loops.start(
+            "retention",
+            retention.run_forever(
+                management=management, interval_seconds=config.retention_check_seconds
             ),
-            asyncio.create_task(
-                cleanup.sweep_forever(
-                    registry=registry,
-                    management=management,
-                    namespace=config.operator_namespace,
-                    interval_seconds=config.cleanup_sweep_seconds,
-                )
+        )
+        loops.start(
+            "cleanup sweep",
+            cleanup.sweep_forever(
+                registry=registry,
+                management=management,
+                namespace=config.operator_namespace,
+                interval_seconds=config.cleanup_sweep_seconds,
             ),
-        ]
+        )
         try:
             async with _metrics_served(options=options):
                 await kopf.operator(
@@ -140,15 +143,20 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
                     clusterwide=True,
                     standalone=True,
                     liveness_endpoint=options.liveness_endpoint,
+                    # A loop that dies stops the operator, and the pod is restarted.
+                    stop_flag=loops.died,
                 )
+            dead = loops.dead()
         finally:
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await loops.stop()
             await registry.close()
+    if dead:
+        raise LoopEndedError(f"operator loops ended: {', '.join(dead)}")
     logger.info("imagegen operator stopped")
+
+
+class LoopEndedError(RuntimeError):
+    """A long-running loop of the operator ended: the process exits with an error."""
 
 
 def _metrics_served(

@@ -9,6 +9,7 @@ import pathlib
 import kopf
 
 from imagegen.api import meta
+from imagegen.controller import bookkeeping
 from imagegen.metrics import serve
 
 FINALIZER = f"{meta.GROUP}/finalizer"
@@ -60,18 +61,17 @@ class OperatorOptions:
 def kopf_settings(*, options: OperatorOptions) -> kopf.OperatorSettings:
     """Kopf settings for imagegen.
 
-    Kopf's bookkeeping (handler progress, the last-handled spec) goes into annotations
-    under our group, never into the user-visible status. The operator runs standalone: one
-    replica with a Recreate strategy. Kopf's peering pauses operators of equal priority
-    instead of electing a leader, so a second replica would add no availability; a crashed
-    pod is replaced within seconds and every handler is level-triggered and idempotent.
+    Kopf's bookkeeping (handler progress, a digest of the last-handled spec) goes into
+    small annotations under our group, never into the user-visible status (see
+    controller.bookkeeping). The operator runs standalone: one replica with a Recreate
+    strategy. Kopf's peering pauses operators of equal priority instead of electing a
+    leader, so a second replica would add no availability; a crashed pod is replaced within
+    seconds and every handler is level-triggered and idempotent.
     """
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=meta.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=meta.GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.progress_storage = bookkeeping.progress_storage()
+    settings.persistence.diffbase_storage = bookkeeping.diffbase_storage()
     settings.peering.standalone = True
     settings.peering.clusterwide = True
     settings.networking.request_timeout = options.timeouts.request_seconds

@@ -11,7 +11,7 @@ from typing import Any
 import lightkube
 from lightkube.resources import core_v1
 
-from imagegen import regions, resources
+from imagegen import regions, resources, supervision
 from imagegen.api import operatorconfig, tenant
 from imagegen.controller import apikeys, livecache, pools, webhooksecrets
 from imagegen.render import labels, pool
@@ -34,6 +34,7 @@ async def run_forever(
         try:
             await sweep_once(config=config, registry=registry, caches=caches, management=management)
         except _RETRIED_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("sweep failed, next try in %ss: %s", config.drift_check_seconds, error)
         await asyncio.sleep(config.drift_check_seconds)
 
@@ -56,6 +57,7 @@ async def sweep_once(
         try:
             holdings[region.name] = await _owner_uids(region=region, config=config)
         except regions.UNREACHABLE_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("sweep: region %s unreachable: %s", region.name, error)
     indexes = await _key_indexes(management=management, config=config)
     published = await webhooksecrets.published_tenants(
@@ -81,6 +83,7 @@ async def sweep_once(
                 keep_shared_pool=region_name in shared_regions,
             )
         except regions.UNREACHABLE_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("sweep: region %s unreachable: %s", region_name, error)
     for name, owner in indexes.items():
         if owner not in live_uids:

@@ -3,7 +3,6 @@ connects to Kubernetes and Redis and keeps the key index and Tenants current."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -11,13 +10,11 @@ from collections.abc import AsyncIterator, Callable
 import fastapi
 import httpx2
 import lightkube
-import redis.asyncio
-import redis.exceptions
 from fastapi import exceptions, responses
 from lightkube.resources import core_v1
 from starlette import exceptions as starlette_exceptions
 
-from imagegen import ratelimit, redisconn, reflector, resources
+from imagegen import ratelimit, redisconn, reflector, resources, supervision
 from imagegen.api import meta
 from imagegen.gateway import (
     batchstore,
@@ -32,6 +29,8 @@ from imagegen.gateway import (
     requestcontext,
     services,
     settings,
+    streamcaps,
+    streamhub,
     tenants,
     tickets,
 )
@@ -55,6 +54,8 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    # No loop runs before the lifespan starts them; it replaces this with its supervisor's.
+    app.state.dead_loops = list
     for router in (
         batches.router,
         events.router,
@@ -68,7 +69,7 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
     app.add_exception_handler(problems.Problem, _problem)
     app.add_exception_handler(exceptions.RequestValidationError, _invalid_request)
     app.add_exception_handler(starlette_exceptions.HTTPException, _http_error)
-    for unavailable in (lightkube.ApiError, httpx2.HTTPError, redis.exceptions.RedisError):
+    for unavailable in services.BACKEND_ERRORS:
         app.add_exception_handler(unavailable, _dependency_failed)
     # A bug still answers in the one error shape; Starlette logs the traceback.
     app.add_exception_handler(Exception, _server_error)
@@ -119,28 +120,35 @@ def _lifespan(
             settings=config,
             keys=keys,
             tenants=directory,
-            batches=batchstore.BatchStore(
-                client=kube, watch_seconds=config.timeouts.watch_server_seconds
-            ),
+            batches=batchstore.BatchStore(client=kube),
             limiter=ratelimit.RateLimiter(redis=store),
             idempotency=idempotency.IdempotencyStore(redis=store),
             redis=store,
             images=region_stores,
             tickets=tickets.TicketStore(redis=store, ttl_seconds=config.stream_ticket_seconds),
+            hub=streamhub.WatchHub(client=kube, watch_seconds=config.timeouts.watch_server_seconds),
+            streams=streamcaps.StreamCaps(
+                per_tenant=config.max_streams_per_tenant, per_process=config.max_streams
+            ),
         )
         app.state.synced = lambda: {w.what: w.synced.is_set() for w in watchers}
-        tasks = [asyncio.create_task(w.run(), name=w.what) for w in watchers]
+        loops = supervision.Supervisor()
+        app.state.dead_loops = loops.dead
+        for watcher in watchers:
+            loops.start(watcher.what, watcher.run())
         webhooks = _webhook_service(config, kube=kube, redis=store)
         try:
             if webhooks is not None:
                 await webhooks.start()
+                for name, task in webhooks.loops().items():
+                    loops.watch(name, task)
             yield
         finally:
+            loops.stopping()
             if webhooks is not None:
                 await webhooks.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await loops.stop()
+            await app.state.services.hub.close()
             await store.aclose()
             await kube.close()
             await image_stores.aclose()
@@ -197,15 +205,14 @@ async def _http_error(_: fastapi.Request, error: Exception) -> responses.Respons
     ).response()
 
 
-async def _dependency_failed(request: fastapi.Request, error: Exception) -> responses.Response:
+async def _dependency_failed(
+    connection: fastapi.requests.HTTPConnection, error: Exception
+) -> responses.Response:
     # The cause is logged for operators; the client learns only that we could not answer.
-    logger.warning("%s %s: backend call failed: %r", request.method, request.url.path, error)
-    return problems.Problem(
-        status=503,
-        slug="backend-unavailable",
-        detail="the gateway could not reach Kubernetes or Redis; retry later",
-        headers={"Retry-After": "1"},
-    ).response()
+    # A WebSocket reaches here too, and it has no method.
+    method = connection.scope.get("method", "WEBSOCKET")
+    logger.warning("%s %s: backend call failed: %r", method, connection.url.path, error)
+    return problems.backend_unavailable().response()
 
 
 async def _server_error(_: fastapi.Request, error: Exception) -> responses.Response:

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx2
 import lightkube
 from lightkube import codecs
 from lightkube.types import PatchType
 
-from imagegen import reflector, resources
-
-logger = logging.getLogger(__name__)
-
-_RETRY_SECONDS = 1.0
+from imagegen import resources
 
 
 class BatchStore:
-    """Create, read, list, cancel and follow one tenant's ImageBatches."""
+    """Create, read, list and cancel one tenant's ImageBatches (streams follow them through
+    the shared watches of streamhub)."""
 
-    def __init__(self, *, client: lightkube.AsyncClient, watch_seconds: int) -> None:
+    def __init__(self, *, client: lightkube.AsyncClient) -> None:
         self._client = client
-        self._watch_seconds = watch_seconds
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create the CR; the apiserver's answer, with uid and creationTimestamp."""
@@ -72,41 +64,6 @@ class BatchStore:
             patch_type=PatchType.MERGE,
         )
         return resources.as_dict(patched)
-
-    async def follow(
-        self, *, namespace: str, name: str, since: str | None
-    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        """Watch events of one CR from resourceVersion `since`: (type, object) pairs.
-
-        The watch is renewed when the server ends it; on 410 Gone (a gap too long for the
-        apiserver to replay) the current object is read and the watch restarts from it."""
-        version = since
-        while True:
-            try:
-                async for event, obj in self._client.watch(
-                    resources.ImageBatch,
-                    namespace=namespace,
-                    fields={"metadata.name": name},
-                    resource_version=version,
-                    server_timeout=self._watch_seconds,
-                    on_error=reflector.stop_on_gone,
-                ):
-                    found = resources.as_dict(obj)
-                    version = found["metadata"].get("resourceVersion", version)
-                    yield event, found
-            # ValueError: a stream cut mid-event leaves a line lightkube cannot decode.
-            except (lightkube.ApiError, httpx2.HTTPError, ValueError) as error:
-                logger.warning("watch of batch %s/%s failed, retrying: %s", namespace, name, error)
-                await asyncio.sleep(_RETRY_SECONDS)
-            try:
-                current = await self._client.get(resources.ImageBatch, name, namespace=namespace)
-            except lightkube.ApiError as error:
-                if error.status.code == 404:
-                    return
-                raise
-            found = resources.as_dict(current)
-            version = found["metadata"].get("resourceVersion")
-            yield "MODIFIED", found
 
 
 def _owned_by(obj: dict[str, Any], tenant: str) -> bool:

@@ -5,6 +5,12 @@ the claim and get 409, so exactly one batch is created. When the first answers, 
 headers and body replace the claim for 24 hours and later duplicates get them back
 verbatim. A different body under the same key is refused (422): that is a client bug, not
 a retry. A gateway that dies mid-request leaves only the short claim, which expires.
+
+Redis alone cannot make this exact: the apiserver may time out after creating the CR, or
+Redis may fail while the answer is kept, and the retry then finds no record. So the
+batch's name is derived from (tenant, key): the apiserver itself refuses a second batch
+under the same key, and the gateway replays the one that exists (its body's fingerprint
+is kept on it, so a different body under the key is still refused).
 """
 
 from __future__ import annotations
@@ -49,6 +55,12 @@ def fingerprint(*, method: str, path: str, body: Any) -> str:
     """SHA-256 of the request: the same JSON in another key order or spacing is the same."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def batch_name(*, tenant: str, key: str) -> str:
+    """The name of the batch created under an Idempotency-Key: the same for a retry."""
+    digest = hashlib.sha256(f"{tenant}\n{key}".encode()).hexdigest()
+    return f"batch-{digest[:24]}"
 
 
 class IdempotencyStore:

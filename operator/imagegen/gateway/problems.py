@@ -76,6 +76,16 @@ class Problem(Exception):  # noqa: N818 (it is the RFC's name for it)
         )
 
 
+def backend_unavailable() -> Problem:
+    """503: Kubernetes or Redis did not answer; the client may retry in a second."""
+    return Problem(
+        status=503,
+        slug="backend-unavailable",
+        detail="the gateway could not reach Kubernetes or Redis; retry later",
+        headers={"Retry-After": "1"},
+    )
+
+
 def field_error(location: Sequence[str | int], detail: str) -> FieldError:
     """A FieldError at a path such as ("items", 3, "size")."""
     parts = [str(part) for part in location]

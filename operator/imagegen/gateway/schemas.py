@@ -77,6 +77,7 @@ class BatchRequest(ApiModel):
     @classmethod
     def _unique_ids(cls, items: list[ItemRequest]) -> list[ItemRequest]:
         meta.require_unique([item.id for item in items if item.id], what="item ids")
+        imagebatch.require_prompts_fit(items)
         return items
 
 

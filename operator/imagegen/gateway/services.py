@@ -8,6 +8,10 @@ import datetime
 from typing import Annotated
 
 import fastapi
+import httpx2
+import lightkube
+import redis.asyncio
+import redis.exceptions
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegen import logs, ratelimit, redisconn
@@ -20,12 +24,21 @@ from imagegen.gateway import (
     problems,
     ratelimiting,
     settings,
+    streamcaps,
+    streamhub,
     tenants,
     tickets,
 )
 from imagegen.metrics import gateway as catalogue
 
 _HEADERS_STATE = "ratelimit_headers"
+
+BACKEND_ERRORS: tuple[type[Exception], ...] = (
+    lightkube.ApiError,
+    httpx2.HTTPError,
+    redis.exceptions.RedisError,
+)
+"""Kubernetes or Redis failing to answer: a 503 with Retry-After, never a 500."""
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -42,6 +55,9 @@ class Services:
     images: imagestores.ImageStores
     """Each region's object store, to serve images from."""
     tickets: tickets.TicketStore
+    hub: streamhub.WatchHub
+    """One shared watch per namespace for every stream of a batch in it."""
+    streams: streamcaps.StreamCaps
 
 
 def services(request: fastapi.requests.HTTPConnection) -> Services:
@@ -79,6 +95,13 @@ async def authenticate(
             headers=_UNAUTHORIZED,
         )
     name = found.keys.tenant_of(key.strip(), now=datetime.datetime.now(datetime.UTC))
+    refusal = found.tenants.refusal(name) if name else None
+    if refusal is not None:
+        raise problems.Problem(
+            status=403,
+            slug="tenant-not-ready",
+            detail=f"tenant {name} is not served until its spec is fixed: {refusal}",
+        )
     tenant = found.tenants.get(name) if name else None
     if tenant is None:
         raise problems.Problem(

@@ -63,8 +63,9 @@ class GatewaySettings(pydantic.BaseModel):
     webhooks_enabled: bool = True
     """Run webhook delivery (the outbox producer and dispatcher) in this process."""
     max_body_bytes: Annotated[int, pydantic.Field(ge=1024)] = 1_048_576
-    """Largest request body. 100 items with 2000-character prompts and negative prompts fit
-    in well under 1 MiB of JSON; anything bigger is refused with 413 while it is read."""
+    """Largest request body. The biggest valid batch (30,000 prompt characters, each at
+    most 12 bytes as a JSON escape pair, 16 metadata entries) fits in under 600 KB of JSON;
+    anything bigger than this is refused with 413 while it is read."""
     images_dir: pathlib.Path | None = None
     """A folder the workers store images in (a shared volume, the local stack): the store
     of every region that `stores` does not name. None: such regions' images answer 501."""
@@ -86,6 +87,12 @@ class GatewaySettings(pydantic.BaseModel):
     """Origins whose scripts may call the API from a browser, such as a browser
     extension's chrome-extension://<id>; none by default. Never "*": the API is for the
     holders of keys, and each origin is a decision. The UI under /ui/ is same-origin."""
+    max_streams_per_tenant: Annotated[int, pydantic.Field(ge=1)] = 100
+    """Open SSE and WebSocket streams one tenant may hold; past it, 429 with Retry-After.
+    A hundred viewers of a tenant's live batches; more is a client that leaks streams."""
+    max_streams: Annotated[int, pydantic.Field(ge=1)] = 2000
+    """Open streams in one gateway process, all tenants together: each holds a socket and
+    a task (their watches are shared per namespace), so this bounds descriptors and memory."""
     timeouts: Timeouts = pydantic.Field(default_factory=Timeouts)
 
 

@@ -10,6 +10,8 @@ from imagegen.gateway import schemas
 
 METADATA_ANNOTATION = f"{meta.GROUP}/metadata"
 """The client's metadata, as JSON: kept on the CR so that the CR stays the only record."""
+FINGERPRINT_ANNOTATION = f"{meta.GROUP}/idempotency-fingerprint"
+"""The fingerprint of the request that created a batch under an Idempotency-Key."""
 API_PREFIX = "/api/v1/batches"
 
 
@@ -20,6 +22,7 @@ def custom_resource(
     tenant: str,
     namespace: str,
     correlation_id: str | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The ImageBatch CR for a submission, validated by the same model as the CRD; the
     correlation id (the gateway's request id) goes into the annotation that the operator
@@ -51,6 +54,8 @@ def custom_resource(
         annotations[METADATA_ANNOTATION] = json.dumps(request.metadata)
     if correlation_id:
         annotations[meta.CORRELATION_ANNOTATION] = correlation_id
+    if fingerprint:
+        annotations[FINGERPRINT_ANNOTATION] = fingerprint
     batch = imagebatch.ImageBatch(
         metadata=meta.ObjectMeta(name=name, namespace=namespace, annotations=annotations or None),
         spec=spec,
@@ -119,8 +124,9 @@ def _metadata(annotations: dict[str, str] | None) -> dict[str, str]:
         return {}
     try:
         loaded = json.loads(raw)
-    except ValueError:
-        # Someone edited the annotation by hand; the batch is still worth showing.
+    except (ValueError, RecursionError):
+        # Someone edited the annotation by hand (nested past the parser's stack, even);
+        # the batch is still worth showing.
         return {}
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 

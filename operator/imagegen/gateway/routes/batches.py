@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import re
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import fastapi
 import lightkube
 import pydantic
+import redis.exceptions
 from fastapi import responses
 
 from imagegen.gateway import (
@@ -38,7 +40,7 @@ _SUBMIT_DOC: dict[str, Any] = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchRequest"}}},
     }
 }
-_SUBMIT_ERRORS = problems.responses_doc(400, 401, 408, 409, 413, 422, 429)
+_SUBMIT_ERRORS = problems.responses_doc(400, 401, 408, 409, 413, 422, 429, 503)
 _READ_ERRORS = problems.responses_doc(400, 401, 404, 422, 429)
 
 
@@ -52,10 +54,10 @@ async def submit(
     try:
         body = await _json_body(request, read_seconds=found.settings.timeouts.body_read_seconds)
         submission = schemas.BatchRequest.model_validate(body)
-    except problems.Problem as error:
-        if error.status in (400, 422):
-            # A refused body still counts as a request against the limit.
-            await services.charge(request, found, tenant)
+    except problems.Problem:
+        # A refused body (malformed, too deep, too large, too slow) still counts as a
+        # request against the limit: otherwise bad bodies cost the tenant nothing.
+        await services.charge(request, found, tenant)
         raise
     except pydantic.ValidationError as error:
         await services.charge(request, found, tenant)
@@ -92,12 +94,7 @@ async def _create_once(
         catalogue.IDEMPOTENT_REPLAYS.labels(tenant.name).inc()
         return responses.Response(stored.body, status_code=stored.status, headers=stored.headers)
     if state is idempotency.State.MISMATCH:
-        raise problems.Problem(
-            status=422,
-            slug="idempotency-key-reused",
-            detail="Idempotency-Key was used with a different request body",
-            errors=[problems.field_error(["Idempotency-Key"], "used with another body")],
-        )
+        raise _key_reused()
     if state is idempotency.State.IN_FLIGHT:
         raise problems.Problem(
             status=409,
@@ -105,21 +102,62 @@ async def _create_once(
             detail="a request with this Idempotency-Key is still being processed",
         )
     try:
-        response = await _create(found, tenant=tenant, submission=submission, request_id=request_id)
+        response = await _create(
+            found,
+            tenant=tenant,
+            submission=submission,
+            request_id=request_id,
+            once=Once(
+                name=idempotency.batch_name(tenant=tenant.name, key=key), fingerprint=fingerprint
+            ),
+        )
     except BaseException:
         # Nothing was created (or the answer is an error): a retry may go ahead.
         await found.idempotency.abandon(tenant=tenant.name, key=key)
         raise
     kept = {name: response.headers[name] for name in ("location", "content-type")}
-    await found.idempotency.finish(
-        tenant=tenant.name,
-        key=key,
-        fingerprint=fingerprint,
-        response=idempotency.StoredResponse(
-            status=response.status_code, headers=kept, body=bytes(response.body)
-        ),
-    )
+    try:
+        await found.idempotency.finish(
+            tenant=tenant.name,
+            key=key,
+            fingerprint=fingerprint,
+            response=idempotency.StoredResponse(
+                status=response.status_code, headers=kept, body=bytes(response.body)
+            ),
+        )
+    except redis.exceptions.RedisError as error:
+        # The batch exists: say so. A retry finds it by its name and gets it replayed.
+        logger.warning("Idempotency-Key answer not kept, the batch's name stands in: %s", error)
     return response
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Once:
+    """Create under an Idempotency-Key: this name, this request's fingerprint."""
+
+    name: str
+    fingerprint: str
+
+
+async def _replay(
+    found: services.Services, *, tenant: tenants.TenantView, once: Once
+) -> responses.JSONResponse:
+    """The batch an earlier request with the same key created, answered as it was then."""
+    obj = await found.batches.get(namespace=tenant.namespace, name=once.name, tenant=tenant.name)
+    annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
+    if obj is None or annotations.get(translate.FINGERPRINT_ANNOTATION) != once.fingerprint:
+        raise _key_reused()
+    catalogue.IDEMPOTENT_REPLAYS.labels(tenant.name).inc()
+    return _accepted(obj)
+
+
+def _key_reused() -> problems.Problem:
+    return problems.Problem(
+        status=422,
+        slug="idempotency-key-reused",
+        detail="Idempotency-Key was used with a different request body",
+        errors=[problems.field_error(["Idempotency-Key"], "used with another body")],
+    )
 
 
 # The issue's path and the collection's own: one handler, two documented operations.
@@ -254,6 +292,15 @@ async def _json_body(request: fastapi.Request, *, read_seconds: float) -> Any:
             detail=f"request body is not valid JSON: {error}",
             errors=[problems.field_error([], "not valid JSON")],
         ) from error
+    except RecursionError as error:
+        # Nesting deeper than the parser's stack: no valid batch is nested more than a
+        # few levels, so this is a malformed body, not a server fault.
+        raise problems.Problem(
+            status=400,
+            slug="malformed-json",
+            detail="request body is nested too deeply",
+            errors=[problems.field_error([], "nested too deeply")],
+        ) from error
 
 
 async def _check_webhook(found: services.Services, url: str) -> None:
@@ -261,6 +308,14 @@ async def _check_webhook(found: services.Services, url: str) -> None:
     try:
         async with asyncio.timeout(found.settings.timeouts.webhook_check_seconds):
             await ssrf.check_url(url, allowlist=found.settings.webhook_allowlist)
+    except ssrf.ResolutionUnavailable as error:
+        # The resolver failed for a moment: nothing is wrong with the URL yet.
+        raise problems.Problem(
+            status=503,
+            slug="webhook-host-unresolved",
+            detail=f"webhook.url could not be checked now: {error}; retry later",
+            headers={"Retry-After": "5"},
+        ) from error
     # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a host
     # name (schemathesis found those) is as unsafe as a private one.
     except (ValueError, TimeoutError) as error:
@@ -279,12 +334,14 @@ async def _create(
     tenant: tenants.TenantView,
     submission: schemas.BatchRequest,
     request_id: str,
+    once: Once | None = None,
 ) -> responses.JSONResponse:
     """Create the CR, carrying the request id as its correlation id, and answer 202 with
-    the batch object and its Location."""
+    the batch object and its Location; under an Idempotency-Key (`once`), replay the batch
+    an earlier request with the key created."""
     if submission.webhook is not None:
         await _check_webhook(found, submission.webhook.url)
-    name = f"batch-{secrets.token_hex(6)}"
+    name = once.name if once else f"batch-{secrets.token_hex(6)}"
     try:
         obj = translate.custom_resource(
             submission,
@@ -292,12 +349,15 @@ async def _create(
             tenant=tenant.name,
             namespace=tenant.namespace,
             correlation_id=request_id,
+            fingerprint=once.fingerprint if once else None,
         )
     except pydantic.ValidationError as error:
         raise problems.from_validation(error) from error
     try:
         created = await found.batches.create(obj)
     except lightkube.ApiError as error:
+        if error.status.code == 409 and once is not None:
+            return await _replay(found, tenant=tenant, once=once)
         if error.status.code == 422:
             # The apiserver's own rules (CEL) caught what the models could not.
             raise problems.Problem(
@@ -306,8 +366,13 @@ async def _create(
         raise
     catalogue.BATCHES_CREATED.labels(tenant.name).inc()
     catalogue.IMAGES_REQUESTED.labels(tenant.name).inc(len(submission.items))
-    batch = translate.batch_object(created)
     logger.info("created batch %s with %d items", name, len(submission.items))
+    return _accepted(created)
+
+
+def _accepted(obj: dict[str, Any]) -> responses.JSONResponse:
+    """202 with the batch object and its Location."""
+    batch = translate.batch_object(obj)
     return responses.JSONResponse(
         batch.model_dump(mode="json"), status_code=202, headers={"Location": batch.links["self"]}
     )

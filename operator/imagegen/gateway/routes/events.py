@@ -6,49 +6,67 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import fastapi
 from fastapi import responses
 from sse_starlette import sse
-from starlette import websockets
+from starlette import background, websockets
 
 from imagegen.gateway import problems, schemas, services, streamauth, tenants, translate
 from imagegen.gateway.routes import batches
 from imagegen.metrics import gateway as catalogue
+
+logger = logging.getLogger(__name__)
 
 router = fastapi.APIRouter(tags=["batches"])
 
 EVENTS_PATH = translate.API_PREFIX + "/{batch_id}/events"
 _PING_SECONDS = 15
 _POLICY_VIOLATION = 1008
+_TRY_AGAIN_LATER = 1013
 
 
 async def updates(
     found: services.Services, tenant: tenants.TenantView, obj: dict[str, Any]
 ) -> AsyncGenerator[schemas.BatchObject, None]:
     """The batch now, then each time what the API shows of it changes; ends after a
-    terminal phase or when the CR is deleted."""
+    terminal phase or when the CR is deleted. Changes come from the namespace's shared
+    watch (streamhub)."""
     last = translate.batch_object(obj)
     yield last
     if translate.is_terminal(obj):
         return
-    events = found.batches.follow(
-        namespace=tenant.namespace,
-        name=obj["metadata"]["name"],
-        since=obj["metadata"].get("resourceVersion"),
-    )
-    async with contextlib.aclosing(events):
-        async for event, current in events:
-            if event == "DELETED":
+    name = obj["metadata"]["name"]
+    async with found.hub.follow(namespace=tenant.namespace, name=name) as mailbox:
+        # Read again once subscribed: a change between the first read and the
+        # subscription reaches neither the first read nor the shared watch.
+        current = await found.batches.get(namespace=tenant.namespace, name=name, tenant=tenant.name)
+        event = ("MODIFIED", current) if current is not None else ("DELETED", {})
+        seen = obj
+        while True:
+            kind, current = event
+            if kind == "DELETED":
                 return
-            shown = translate.batch_object(current)
-            if shown != last:
-                last = shown
-                yield shown
-            if translate.is_terminal(current):
-                return
+            if not _older(current, than=seen):
+                seen = current
+                shown = translate.batch_object(current)
+                if shown != last:
+                    last = shown
+                    yield shown
+                if translate.is_terminal(current):
+                    return
+            event = await mailbox.get()
+
+
+def _older(obj: dict[str, Any], *, than: dict[str, Any]) -> bool:
+    """Whether obj is an older version than `than`: a shared watch that lags behind the
+    read made at subscription must not take a stream back in time. resourceVersions are
+    etcd revisions, compared as numbers when both are."""
+    mine, theirs = (o.get("metadata", {}).get("resourceVersion", "") for o in (obj, than))
+    return mine.isdigit() and theirs.isdigit() and int(mine) < int(theirs)
 
 
 @router.get(
@@ -77,15 +95,22 @@ async def batch_events_sse(
             status=406, detail="send Accept: text/event-stream, or open a WebSocket here"
         )
     obj = await batches.find(found, tenant, batch_id)
+    slot = found.streams.acquire(tenant.name)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         shown_updates = updates(found, tenant, obj)
-        with catalogue.STREAMS.labels(tenant.name, "sse").track_inprogress():
-            async with contextlib.aclosing(shown_updates):
-                async for shown in shown_updates:
-                    yield {"event": "batch", "data": shown.model_dump_json()}
+        try:
+            with catalogue.STREAMS.labels(tenant.name, "sse").track_inprogress():
+                async with contextlib.aclosing(shown_updates):
+                    async for shown in shown_updates:
+                        yield {"event": "batch", "data": shown.model_dump_json()}
+        finally:
+            slot.release()
 
-    return sse.EventSourceResponse(stream(), ping=_PING_SECONDS)
+    # The background task frees the slot of a stream whose body never started.
+    return sse.EventSourceResponse(
+        stream(), ping=_PING_SECONDS, background=background.BackgroundTask(slot.release)
+    )
 
 
 @router.websocket(EVENTS_PATH)
@@ -95,21 +120,42 @@ async def batch_events_websocket(websocket: fastapi.WebSocket, batch_id: str) ->
     try:
         tenant = await streamauth.stream_tenant(websocket, found, batch_id)
         obj = await batches.find(found, tenant, batch_id)
+        slot = found.streams.acquire(tenant.name)
     except problems.Problem as problem:
         await _deny(websocket, problem)
         return
-    await websocket.accept()
+    except services.BACKEND_ERRORS as error:
+        logger.warning("WEBSOCKET %s: backend call failed: %r", websocket.url.path, error)
+        await _deny(websocket, problems.backend_unavailable())
+        return
+    try:
+        await websocket.accept()
+        await _stream(websocket, found, tenant, obj)
+    finally:
+        slot.release()
+
+
+async def _stream(
+    websocket: fastapi.WebSocket,
+    found: services.Services,
+    tenant: tenants.TenantView,
+    obj: dict[str, Any],
+) -> None:
     with catalogue.STREAMS.labels(tenant.name, "websocket").track_inprogress():
         sender = asyncio.create_task(_send_updates(websocket, updates(found, tenant, obj)))
         receiver = asyncio.create_task(_until_disconnect(websocket))
         done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in (sender, receiver):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.WebSocketDisconnect):
+            with contextlib.suppress(
+                asyncio.CancelledError, websockets.WebSocketDisconnect, *services.BACKEND_ERRORS
+            ):
                 await task
-        if sender in done and sender.exception() is None:
+        if sender in done:
+            # The watch failing mid-stream is the backend's outage: "try again later".
+            failed = sender.exception() is not None
             with contextlib.suppress(RuntimeError, websockets.WebSocketDisconnect):
-                await websocket.close(code=1000)
+                await websocket.close(code=_TRY_AGAIN_LATER if failed else 1000)
 
 
 async def _send_updates(
@@ -135,4 +181,6 @@ async def _deny(websocket: fastapi.WebSocket, problem: problems.Problem) -> None
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(problem.response())
     else:
-        await websocket.close(code=_POLICY_VIOLATION, reason=problem.detail[:120])
+        retry = problem.status == 429 or problem.status >= 500
+        code = _TRY_AGAIN_LATER if retry else _POLICY_VIOLATION
+        await websocket.close(code=code, reason=problem.detail[:120])

@@ -13,9 +13,17 @@ from imagegen.gateway import metrics, services
 router = fastapi.APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers and every loop it runs is alive",
+    responses={503: {"description": "A loop has ended; the body names it"}},
+)
+async def healthz(request: fastapi.Request) -> responses.JSONResponse:
+    # A dead loop leaves a part of the API stale for good: restarting is the remedy.
+    dead = request.app.state.dead_loops()
+    if dead:
+        return responses.JSONResponse({"status": "dead loops", "dead": dead}, status_code=503)
+    return responses.JSONResponse({"status": "ok"})
 
 
 @router.get(
@@ -26,6 +34,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: fastapi.Request) -> responses.JSONResponse:
     found = services.services(request)
     missing = [name for name, ready in request.app.state.synced().items() if not ready]
+    missing += request.app.state.dead_loops()
     try:
         async with asyncio.timeout(found.settings.timeouts.redis_seconds):
             await found.redis.ping()

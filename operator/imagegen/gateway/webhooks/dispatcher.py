@@ -134,7 +134,15 @@ class Dispatcher:
     async def _deliver(self, entry: outbox.Entry) -> None:
         with logs.bound(tenant=entry.tenant):
             attempts = await outbox.attempts_made(self._redis, entry.entry_id) + 1
-            outcome = await self._attempt(entry, attempts=attempts)
+            try:
+                outcome = await self._attempt(entry, attempts=attempts)
+            except (redis_errors.RedisError, OSError):
+                raise  # the loop waits for Redis and tries the entry again
+            except Exception as error:  # one entry must not stop every tenant's delivery
+                logger.exception("webhook %s: delivery failed unexpectedly", entry.msg_id)
+                outcome = outbox.Outcome(
+                    state="failed", attempts=attempts, error=f"internal error: {error!r}"
+                )
             self._log(entry, outcome)
             await outbox.settle(self._redis, entry=entry, outcome=outcome, now=self._clock())
             _count(entry, outcome)
@@ -160,6 +168,11 @@ class Dispatcher:
         try:
             target = await ssrf.check_url(
                 entry.url, allowlist=self._allowlist, resolver=self._resolver
+            )
+        except ssrf.ResolutionUnavailable as unresolved:
+            # A resolver failing for a moment says nothing about the URL: try again later.
+            return self._retry_or_fail(
+                attempts=attempts, response=delivery.Response(error=str(unresolved))
             )
         except ssrf.UnsafeWebhookURL as refused:
             return outbox.Outcome(

@@ -65,11 +65,15 @@ class WebhookService:
         if self._tasks:
             return
         self._tasks = [
-            asyncio.create_task(producer.run(kube=self._kube, redis=self._redis)),
-            asyncio.create_task(self._dispatcher.run()),
+            asyncio.create_task(
+                producer.run(kube=self._kube, redis=self._redis), name="webhook producer"
+            ),
+            asyncio.create_task(self._dispatcher.run(), name="webhook dispatcher"),
         ]
-        for task in self._tasks:
-            task.add_done_callback(_log_crash)
+
+    def loops(self) -> dict[str, asyncio.Task[None]]:
+        """The running loops by name, for the gateway to watch."""
+        return {task.get_name(): task for task in self._tasks}
 
     async def stop(self) -> None:
         """Stop both loops; an attempt in flight is abandoned and delivered again later.
@@ -82,8 +86,3 @@ class WebhookService:
         for task in running:
             logger.error("webhook service loop %s did not stop in %ss", task, STOP_SECONDS)
         self._tasks = []
-
-
-def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("webhook service loop stopped", exc_info=task.exception())

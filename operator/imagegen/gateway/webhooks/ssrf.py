@@ -16,6 +16,8 @@ import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 
+import yarl
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """(host, port) -> the IP addresses the host resolves to, as text."""
@@ -31,9 +33,14 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
         "100.100.100.200",  # Alibaba Cloud
         "192.0.0.192",  # Oracle Cloud
         "fd00:ec2::254",  # AWS over IPv6
+        "fd00:ec2::23",  # AWS DNS resolver over IPv6
+        "168.63.129.16",  # Azure wire server (a public address that only the host answers)
+        "169.254.0.23",  # Tencent Cloud
+        "169.254.169.123",  # AWS time sync
     )
 )
-"""Cloud metadata services: refused even when an allowlisted network contains them."""
+"""Cloud metadata and platform services: refused even when an allowlisted network
+contains them; 168.63.129.16 is in a public range, so only this list stops it."""
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -41,6 +48,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 class UnsafeWebhookURL(ValueError):  # noqa: N818 - the name the gateway codes against
     """A webhook URL that must not be called; str() says why."""
+
+
+class ResolutionUnavailable(UnsafeWebhookURL):
+    """The host could not be resolved just now (EAI_AGAIN, no answer in time): not a
+    verdict on the URL, so a delivery is retried and a submission may be."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -93,6 +105,8 @@ def unsafe_reason(address: IPAddress) -> str | None:
         ("unspecified", address.is_unspecified),
         ("a loopback address", address.is_loopback),
         ("a link-local address", address.is_link_local),
+        # Deprecated (RFC 3879) but still routed inside some networks; is_global says yes.
+        ("a site-local address", getattr(address, "is_site_local", False)),
         ("a multicast address", address.is_multicast),
         ("a private address", address.is_private),
         ("a shared (CGNAT) address", address in ipaddress.ip_network("100.64.0.0/10")),
@@ -151,14 +165,17 @@ def _parse(url: str) -> tuple[str, str, int]:
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
-    except ValueError as error:
+        # The host as aiohttp resolves and sends it: an internationalised name in its IDNA
+        # (ASCII) form, so that the pinned resolver recognises it at delivery.
+        raw_host = yarl.URL(url).raw_host if parts.hostname else ""
+    except ValueError as error:  # UnicodeError too: a name IDNA cannot encode
         raise UnsafeWebhookURL(f"not a valid URL: {error}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise UnsafeWebhookURL(f"scheme {scheme or '(none)'!r}: only http and https are allowed")
     if parts.username is not None or parts.password is not None:
         raise UnsafeWebhookURL("credentials in the URL are not allowed; verify signatures instead")
-    host = (parts.hostname or "").rstrip(".")
+    host = (raw_host or "").rstrip(".").lower()
     if not host:
         raise UnsafeWebhookURL("the URL has no host")
     return scheme, host, port or _DEFAULT_PORTS[scheme]
@@ -168,11 +185,15 @@ async def _resolve(host: str, port: int, resolver: Resolver) -> Sequence[str]:
     try:
         answers = await asyncio.wait_for(resolver(host, port), RESOLVE_TIMEOUT_SECONDS)
     except TimeoutError:
-        raise UnsafeWebhookURL(
+        raise ResolutionUnavailable(
             f"host {host} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g}s"
         ) from None
     except OSError as error:
+        if isinstance(error, socket.gaierror) and error.errno == socket.EAI_AGAIN:
+            raise ResolutionUnavailable(f"host {host} did not resolve for now: {error}") from None
         raise UnsafeWebhookURL(f"host {host} does not resolve: {error}") from None
+    except UnicodeError as error:  # getaddrinfo encodes the name itself
+        raise UnsafeWebhookURL(f"host {host} cannot be encoded as a host name: {error}") from None
     if not answers:
         raise UnsafeWebhookURL(f"host {host} resolves to no address")
     return answers
