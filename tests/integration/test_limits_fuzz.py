@@ -26,6 +26,7 @@ import pytest
 import yaml
 from hypothesis import strategies as st
 from lightkube import codecs
+from lightkube.resources import core_v1
 
 from imagegen import resources
 from imagegen.api import imagebatch, tenant
@@ -78,6 +79,10 @@ def text_of(path: str, length: int) -> str:
         return "http://127.0.0.2/" + "a" * (length - 17)
     if path.endswith(("id", "tenant", "provider", "namespace", "name", "regions[]")):
         return "a" * length
+    if path.endswith(("requests{}", "limits{}")):  # a quantity
+        return "1" * length
+    if path.endswith(("key", "topologyKey")):  # a qualified name: prefix/name, name <= 63
+        return "a" * length if length <= 63 else "a" * (length - 64) + "/" + "a" * 63
     return "p" * length
 
 
@@ -87,6 +92,9 @@ def value_of(path: str, keyword: str, limit: int, *, template: Any) -> Any:
         return limit
     if keyword == "maxLength":
         return text_of(path, limit)
+    if isinstance(template, dict):  # a map: distinct keys, each with the first's value
+        first = next(iter(template.values()))
+        return {f"r{n}": first for n in range(limit)}
     element = template[0]
     if isinstance(element, str):  # a set of strings: distinct, each valid
         names = imagebatch.WebhookEvent.__args__ if path.endswith("events") else ()
@@ -103,27 +111,35 @@ def value_of(path: str, keyword: str, limit: int, *, template: Any) -> Any:
 
 
 def place(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of obj with the value at path ([] means the first element of a list)."""
+    """A copy of obj with the value at path ([] is a list's first element, {} a map's
+    first value)."""
     copied = copy.deepcopy(obj)
-    node: Any = copied
-    parts = path.replace("[]", ".[]").split(".")
-    for part, following in zip(parts, [*parts[1:], None], strict=True):
-        if following is None:
-            break
-        node = node[0] if part == "[]" else node[part]
-    last = parts[-1]
-    if last == "[]":
-        node[0] = value
-    else:
-        node[last] = value
+    *above, last = _steps(path)
+    parent = _walk(copied, above)
+    parent[_key(parent, last)] = value
     return copied
 
 
 def current(obj: dict[str, Any], path: str) -> Any:
-    node: Any = obj
-    for part in path.replace("[]", ".[]").split("."):
-        node = node[0] if part == "[]" else node[part]
+    return _walk(obj, _steps(path))
+
+
+def _walk(node: Any, steps: list[str]) -> Any:
+    for step in steps:
+        node = node[_key(node, step)]
     return node
+
+
+def _steps(path: str) -> list[str]:
+    return path.replace("[]", ".[]").replace("{}", ".{}").split(".")
+
+
+def _key(node: Any, step: str) -> Any:
+    if step == "[]":
+        return 0
+    if step == "{}":
+        return next(iter(node))
+    return step
 
 
 def full_batch() -> dict[str, Any]:
@@ -137,12 +153,13 @@ def full_batch() -> dict[str, Any]:
     obj["spec"]["items"][0].update(
         {"negativePrompt": "fog", "seed": 7, "size": "64x64", "provider": "local"}
     )
+    obj["spec"]["ttlSecondsAfterFinished"] = 3600
     return obj
 
 
 def full_tenant() -> dict[str, Any]:
     """A Tenant with every optional field present."""
-    return (
+    obj = (
         builders.make_tenant(unique_name("bound"))
         .regions("us-east")
         .rate_limit(requests_per_minute=60, burst=120)
@@ -159,6 +176,31 @@ def full_tenant() -> dict[str, Any]:
         .providers("local")
         .obj()
     )
+    obj["spec"]["retention"] = {"batchTTLSeconds": 86400}
+    obj["spec"]["workers"].update(profile="gpu", pod=FULL_POD_PROFILE)
+    return obj
+
+
+SELECTOR = {"key": "zone", "operator": "In", "values": ["a"]}
+FULL_POD_PROFILE = {
+    "resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "2"}},
+    "nodeSelector": {"pool": "gpu"},
+    "tolerations": [{"key": "pool", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [SELECTOR]}]
+            },
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 1, "preference": {"matchExpressions": [SELECTOR]}}
+            ],
+        }
+    },
+    "topologySpread": [{"topologyKey": "zone", "maxSkew": 1}],
+    "priorityClassName": "imagegen-premium",
+    "runtimeClassName": "nvidia",
+}
+"""Every field of a worker pod profile (api/podprofile.py), so each bound has a place."""
 
 
 def dry_run(kube: lightkube.Client, obj: dict[str, Any]) -> str | None:
@@ -200,14 +242,24 @@ CRD_BOUNDS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def bounds_namespace(kube: lightkube.Client) -> Iterator[str]:
+    """The namespace full_batch names: a dry-run create is refused without it, before any
+    bound is checked."""
+    name = "tenant-bounds"
+    kube.create(core_v1.Namespace(metadata={"name": name}))  # type: ignore[arg-type]
+    yield name
+    kube.delete(core_v1.Namespace, name)
+
+
 @pytest.mark.parametrize(
     ("file", "make", "path", "keyword", "limit"),
     CRD_BOUNDS,
     ids=[f"{case[0].split('.')[0]}:{case[2]}:{case[3]}" for case in CRD_BOUNDS],
 )
 def test_every_crd_bound_takes_its_limit_and_refuses_one_more_naming_the_field(
-    kube: lightkube.Client, crds_installed: None, file: str, make: Any, path: str,
-    keyword: str, limit: int,
+    kube: lightkube.Client, crds_installed: None, bounds_namespace: str, file: str, make: Any,
+    path: str, keyword: str, limit: int,
 ) -> None:  # fmt: skip
     base = make()
     template = current(base, path)
@@ -220,7 +272,8 @@ def test_every_crd_bound_takes_its_limit_and_refuses_one_more_naming_the_field(
         assert taken is None, f"{path} at {limit}: {taken}"
     refused = dry_run(kube, over)
     assert refused is not None, f"{path} at {limit + 1} was accepted"
-    shown = re.sub(r"\[\]", "[0]", path)
+    # The apiserver names a map's value by its key: nodeSelector{} shows as nodeSelector.pool.
+    shown = re.sub(r"\[\]", "[0]", path).split("{")[0]
     assert shown in refused, refused
 
 
@@ -287,7 +340,7 @@ def full_request() -> dict[str, Any]:
     return {
         "items": [{"id": "i0", "prompt": "a gull", "negative_prompt": "fog", "size": "64x64",
                    "seed": 7, "provider": "local"}],
-        "defaults": {"size": "64x64", "format": "png"},
+        "defaults": {"size": "64x64", "format": "png", "provider": "local"},
         "webhook": {"url": "http://127.0.0.2/hook", "events": ["succeeded"]},
         "metadata": {"k": "v"},
     }  # fmt: skip
