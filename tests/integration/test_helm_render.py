@@ -190,7 +190,12 @@ def test_the_operator_is_one_replica_replaced_with_recreate(helm: helmtool.Helm)
     assert operator["spec"]["replicas"] == 1
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
     container = operator["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][:2] == ["operator", "--config=/etc/imagegen/config.yaml"]
+    # --log-format is a global flag of `imagegen`, so it comes before the command.
+    assert container["args"][:3] == [
+        "--log-format=text",
+        "operator",
+        "--config=/etc/imagegen/config.yaml",
+    ]
 
 
 def test_disruption_budgets_never_block_a_drain_of_the_single_operator(
@@ -270,7 +275,11 @@ def test_the_gateway_settings_file_holds_what_the_chart_decides(helm: helmtool.H
     }
     gateway = find(objects, "Deployment", "imagegen-gateway")
     container = gateway["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["gateway", "--config=/etc/imagegen/settings.yaml"]
+    assert container["args"] == [
+        "--log-format=text",
+        "gateway",
+        "--config=/etc/imagegen/settings.yaml",
+    ]
     assert "redis" not in yaml.safe_dump(settings), "a Redis URL may carry a password"
     # Each region's store keys as files, from its Secret; never in env, args or settings.
     mounts = {m["name"]: m for m in container["volumeMounts"]}
