@@ -81,7 +81,7 @@ async def test_killing_the_pools_primary_mid_batch_loses_no_item_and_keeps_count
         assert (progress.queued, progress.running, progress.cancelled) == (0, 0, 0)
         assert sorted(entry.id for entry in progress.items) == ids
         assert all(entry.state == "Succeeded" for entry in progress.items)
-        stored = sorted(path.name for path in (storage / UID).iterdir())
+        stored = sorted(path.name for path in (storage / "acme" / UID).iterdir())
         assert [name for name in stored if not name.startswith(".")] == [
             f"{item_id}.png" for item_id in ids
         ]
