@@ -77,7 +77,7 @@ def _older(obj: dict[str, Any], *, than: dict[str, Any]) -> bool:
             "description": "Server-Sent Events, one `batch` event per change",
             "content": {"text/event-stream": {}},
         },
-        **problems.responses_doc(401, 404, 406, 429),
+        **problems.responses_doc(401, 404, 406, 422, 429),
     },
     summary="Follow a batch with Server-Sent Events (WebSocket at the same path)",
 )
