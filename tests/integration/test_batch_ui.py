@@ -169,7 +169,8 @@ def test_another_tenant_sees_none_of_it_and_can_cancel_and_read_field_errors(
     session = sessions()
     page = session.page
     session.sign_in(key)
-    expect(page.locator("#list-view")).to_be_visible()
+    # A new tenant's list, loaded: empty, so the other tenant's batch is not in it.
+    expect(page.locator("#list-empty")).to_be_visible()
     assert theirs not in session.listed()
 
     session.submit(["a", "b"], size="huge")
@@ -180,6 +181,7 @@ def test_another_tenant_sees_none_of_it_and_can_cancel_and_read_field_errors(
     session.submit(["a quiet harbour", "a stormy harbour", "a harbour at night"])
     mine = session.submitted_id()
     expect(page.locator("#size-error")).to_have_text("")
+    expect(page.locator("#batch-table tbody tr")).to_have_count(1)
     assert session.listed() == {mine}
 
     page.click(f'a[href="#/batches/{mine}"]')

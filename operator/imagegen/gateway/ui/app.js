@@ -194,10 +194,11 @@ $("create-form").addEventListener("submit", async (event) => {
   status.textContent = `Submitting ${request.items.length} image(s)…`;
   try {
     const created = await api.submitBatch(request);
-    status.textContent = `Batch ${created.id} accepted.`;
     $("prompts").value = "";
     state.cursors = [null];
+    // Said once the list is reloaded, so the message and the new row appear together.
     await guarded(loadPage);
+    status.textContent = `Batch ${created.id} accepted.`;
   } catch (error) {
     status.textContent = "";
     if (error instanceof api.ApiError && error.status === 422 && error.errors.length) {
