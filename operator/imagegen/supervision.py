@@ -10,6 +10,7 @@ the dead loop, so the kubelet restarts the pod; the operator stops with an error
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -21,8 +22,8 @@ class Supervisor:
     """Loops by name; dead() names those that ended while they should be running."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owned: list[asyncio.Task[None]] = []
+        self._died: list[str] = []
         self._stopping = False
         self.died = asyncio.Event()
         """Set when a loop has ended while it should be running."""
@@ -36,14 +37,12 @@ class Supervisor:
 
     def watch(self, name: str, task: asyncio.Task[None]) -> None:
         """Watch a task someone else started (and will stop)."""
-        self._tasks[name] = task
-        task.add_done_callback(self._ended)
+        task.add_done_callback(functools.partial(self._ended, name))
 
     def dead(self) -> list[str]:
-        """Names of the loops that have ended; none while the app is stopping."""
-        if self._stopping:
-            return []
-        return sorted(name for name, task in self._tasks.items() if task.done())
+        """Names of the loops that ended while they should have been running (those that
+        end once the app is stopping are not dead)."""
+        return sorted(self._died)
 
     def stopping(self) -> None:
         """The app is stopping: loops that end from now on are not dead."""
@@ -57,12 +56,13 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._owned, return_exceptions=True)
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
+    def _ended(self, name: str, task: asyncio.Task[None]) -> None:
         if self._stopping:
             return
+        self._died.append(name)
         self.died.set()
         error = None if task.cancelled() else task.exception()
-        logger.error("loop %s ended while it should run", task.get_name(), exc_info=error)
+        logger.error("loop %s ended while it should run", name, exc_info=error)
 
 
 def stop_if_cancelled() -> None:

@@ -41,3 +41,12 @@ async def test_loops_ended_by_stopping_the_app_are_not_dead() -> None:
     await loops.stop()
     assert running.cancelled()
     assert loops.dead() == []
+
+
+async def test_a_loop_that_died_before_the_app_stopped_is_still_named_after() -> None:
+    loops = supervision.Supervisor()
+    crashed = loops.start("drift sweep", crashes())
+    loops.start("retention", forever())
+    await asyncio.wait([crashed])
+    await loops.stop()
+    assert loops.dead() == ["drift sweep"]

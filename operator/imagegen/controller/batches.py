@@ -148,7 +148,13 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
 
 
 async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
-    """Carry the batch's progress into its status until it ends; act on spec.cancel."""
+    """Carry the batch's progress into its status until it ends; act on spec.cancel.
+
+    It pauses with asyncio.sleep, not `stopped.wait(timeout)`: Kopf runs that wait as a
+    task of its own that ends with TimeoutError each time the pause passes, and at exit
+    Kopf re-raises the error of every task it finds, so a daemon started while the
+    operator was stopping (a resumed batch) made the process exit 1. Kopf cancels the
+    daemon when it stops; `stopped` is still checked at each turn."""
     written: imagebatch.ImageBatchStatus | None = None
     written_at = 0.0
     cancel_sent = False
@@ -160,11 +166,11 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
             return
         region = context.registry.get(status.region) if status.region else None
         if status.phase == "Pending" or region is None:
-            await stopped.wait(FOLLOW_INTERVAL_SECONDS)
+            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
             continue
         owner = await _tenant(context=context, name=batch.spec.tenant)
         if owner is None:
-            await stopped.wait(FOLLOW_INTERVAL_SECONDS)
+            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
             continue
         queue = core.Queue(redis=region.redis, pool=dispatch.pool_of(owner))
         assert batch.metadata.uid is not None
@@ -187,7 +193,7 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
                 )  # fmt: skip
                 if moved is not None:
                     written, written_at, unreachable_since = moved, time.monotonic(), None
-            await stopped.wait(FOLLOW_INTERVAL_SECONDS * 4)
+            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS * 4)
             continue
         unreachable_since = None
         if conditions.find((written or status).conditions, "FailedOver"):
@@ -224,7 +230,7 @@ async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopp
             written, written_at = wanted, time.monotonic()
         if wanted.phase in batchstatus.TERMINAL:
             return
-        await stopped.wait(FOLLOW_INTERVAL_SECONDS)
+        await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
 
 
 async def _fail_over(

@@ -38,9 +38,17 @@ def build_registry(
     options: settings.OperatorOptions,
     tenant_context: tenants.Context,
     batch_context: batches.Context,
+    loops: supervision.Supervisor,
 ) -> kopf.OperatorRegistry:
     """A registry holding the operator's handlers, independent of Kopf's global one."""
     registry = kopf.OperatorRegistry()
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_loops(**_: Any) -> None:
+        # Before Kopf cancels every task created since it started (and re-raises what
+        # they ended with): the loops' own children are among those, and a loop whose
+        # child Kopf cancelled would end as if it had died.
+        await loops.stop()
 
     @kopf.on.login(registry=registry)
     def log_in(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -137,7 +145,10 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             async with _metrics_served(options=options):
                 await kopf.operator(
                     registry=build_registry(
-                        options=options, tenant_context=tenant_context, batch_context=batch_context
+                        options=options,
+                        tenant_context=tenant_context,
+                        batch_context=batch_context,
+                        loops=loops,
                     ),
                     settings=settings.kopf_settings(options=options),
                     clusterwide=True,
