@@ -10,7 +10,7 @@ RUN python -m venv /opt/imagegen
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
-RUN /opt/imagegen/bin/pip install --no-cache-dir .
+RUN /opt/imagegen/bin/pip install --no-cache-dir -c operator/constraints.txt .
 
 FROM python:3.11.14-slim-bookworm
 ENV PATH=/opt/imagegen/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

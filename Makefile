@@ -4,6 +4,8 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+# The versions of every Python package the tests last passed with (see the file's header).
+CONSTRAINTS := operator/constraints.txt
 # Go lives here on the project's machines; a PATH without it must still find it.
 export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
@@ -42,14 +44,14 @@ test-autoscale: $(BIN)/.installed controlplane redis-server
 # Two HPAs, the Tenant's band and the default tolerance, under one noisy load; writes
 # bench/results/autoscale.json and .png, exits 1 when a target is missed.
 bench-autoscale: $(BIN)/.installed controlplane
-	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[bench]'
 	$(BIN)/python bench/autoscale.py
 
 # The premium SLA under a standard flood: three scenarios of 15 minutes each (MINUTES=3
 # for a short run); bench/results/sla.json and .png.
 MINUTES ?= 15
 bench-sla: $(BIN)/.installed controlplane
-	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[bench]'
 	$(BIN)/python bench/sla.py --minutes $(MINUTES)
 
 # The abuse suite at the API's limits with many new generated examples (`make test` runs
@@ -107,10 +109,10 @@ $(TS_EXAMPLES)/node_modules/.package-lock.json: $(TS_EXAMPLES)/package.json $(TS
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
 	cd $(TS_EXAMPLES) && npm ci --no-audit --no-fund --silent
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $@
 
 clean:

@@ -143,7 +143,7 @@ class ShardedSubscriber:
 
     async def aclose(self) -> None:
         """Drop the subscriptions and their connections."""
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
 
     async def _next(self, *, ignore_subscribe_messages: bool, wait_seconds: float) -> Any:
         if isinstance(self._pubsub, redis.asyncio.cluster.ClusterPubSub):
