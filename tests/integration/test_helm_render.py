@@ -317,6 +317,9 @@ def test_region_mode_renders_only_what_a_regional_cluster_needs(helm: helmtool.H
         "ClusterRole/imagegen-operator-workers-namespace",
         "ClusterRoleBinding/imagegen-operator-workers-namespace",
         "Namespace/imagegen-workers",
+        # The worker pods of the region name these (issue 19's preemption order).
+        "PriorityClass/imagegen-premium",
+        "PriorityClass/imagegen-standard",
         "Role/imagegen-operator",
         "RoleBinding/imagegen-operator",
         "ServiceAccount/imagegen-operator",
