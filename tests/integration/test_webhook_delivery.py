@@ -9,6 +9,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -361,6 +362,30 @@ async def test_an_internationalised_host_name_is_delivered_under_its_idna_name(
 
     (got,) = webhook_receiver.received
     assert got.headers["Host"] == f"xn--bcher-kva.test:{webhook_receiver.port}"
+
+
+async def test_a_host_that_fails_to_resolve_for_a_moment_is_retried_then_delivered_once(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    asked: list[str] = []
+
+    async def flaky(host: str, port: int) -> Sequence[str]:
+        asked.append(host)
+        if len(asked) == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return ["127.0.0.1"]
+
+    dispatchers.start(resolver=flaky)
+    event = await submit(
+        dispatchers.redis, f"http://hooks.test:{webhook_receiver.port}/hooks/imagegen"
+    )
+
+    record = await state_of(dispatchers.redis, event, "delivered")
+    await asyncio.sleep(1)  # room for a duplicate, were there one
+
+    assert asked == ["hooks.test", "hooks.test"]
+    assert record["attempts"] == "2"
+    assert [r.headers["webhook-id"] for r in webhook_receiver.received] == [event.msg_id]
 
 
 @pytest.mark.parametrize(
