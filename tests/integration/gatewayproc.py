@@ -21,6 +21,8 @@ class GatewayProcess:
     extra_settings: dict[str, object] = dataclasses.field(default_factory=dict)
     """More settings (gateway/settings.py), such as each region's object store."""
     log_format: str = "json"
+    command_prefix: tuple[str, ...] = ()
+    """A command the gateway runs under, such as `unshare` giving it a resolv.conf."""
     child: process.ManagedProcess | None = None
     port: int = 0
 
@@ -41,7 +43,10 @@ class GatewayProcess:
             settings["images_dir"] = str(self.images_dir)
         settings.update(self.extra_settings)
         started = gateway.launch(
-            settings=settings, workdir=self.workdir, log_format=self.log_format
+            settings=settings,
+            workdir=self.workdir,
+            log_format=self.log_format,
+            command_prefix=self.command_prefix,
         )
         self.child, self.port = started.child, started.port
 
