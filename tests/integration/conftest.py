@@ -323,6 +323,9 @@ producer sees every ImageBatch of the session, theirs included)."""
 GATEWAY_REDIS_DB = 5
 """The database of the session's redis-server that the gateway keeps its state in."""
 
+GATEWAY_CORS_ORIGIN = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
+"""The one origin (a browser extension's) whose pages the session's gateway answers CORS."""
+
 
 @pytest.fixture(scope="session")
 def gateway_images(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
@@ -355,6 +358,7 @@ def running_gateway(
         workdir=workdir,
         images_dir=gateway_images,
         webhook_allowlist=(GATEWAY_WEBHOOK_HOST,),
+        extra_settings={"cors_origins": [GATEWAY_CORS_ORIGIN]},
     )
     gateway.start()
     yield gateway
