@@ -404,3 +404,25 @@ async def test_a_host_that_cannot_be_encoded_fails_alone_and_delivery_goes_on(
 
     assert refused["error"].startswith("refused: ")
     assert not task.done()
+
+
+async def test_an_unreadable_outbox_entry_is_dropped_alone_and_delivery_goes_on(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    await outbox.ensure_group(dispatchers.redis)
+    # Written by another writer or version: no url, no body.
+    unreadable = {"msg_id": "msg_x", "type": "batch.completed", "tenant": TENANT}
+    bad_id = await dispatchers.redis.xadd(keys.stream(), unreadable)
+    task = dispatchers.start()
+    good = await submit(dispatchers.redis, webhook_receiver.url)
+
+    await state_of(dispatchers.redis, good, "delivered")
+    dropped = await waiting.until_async(
+        lambda: outbox.record(dispatchers.redis, f"malformed-{bad_id}"),
+        seconds=30,
+        what="the unreadable entry settled",
+    )
+
+    assert (dropped["state"], dropped["error"]) == ("failed", "KeyError: 'body'")
+    assert await dispatchers.redis.xlen(keys.stream()) == 0
+    assert not task.done()

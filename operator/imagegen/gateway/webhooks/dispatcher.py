@@ -134,6 +134,13 @@ class Dispatcher:
         await asyncio.gather(*(self._deliver(entry) for entry in entries))
 
     async def _deliver(self, entry: outbox.Entry) -> None:
+        if entry.malformed:
+            logger.error(
+                "webhook outbox entry %s unreadable, dropped: %s", entry.entry_id, entry.malformed
+            )
+            outcome = outbox.Outcome(state="failed", attempts=0, error=entry.malformed)
+            await outbox.settle(self._redis, entry=entry, outcome=outcome, now=self._clock())
+            return
         with logs.bound(tenant=entry.tenant):
             attempts = await outbox.attempts_made(self._redis, entry.entry_id) + 1
             try:
