@@ -41,7 +41,7 @@ _SUBMIT_DOC: dict[str, Any] = {
     }
 }
 _SUBMIT_ERRORS = problems.responses_doc(400, 401, 408, 409, 413, 422, 429, 503)
-_READ_ERRORS = problems.responses_doc(400, 401, 404, 422, 429)
+_LIST_ERRORS = problems.responses_doc(400, 401, 422, 429)
 WEBHOOK_RECHECK_SECONDS = 5
 """Retry-After of a submission whose webhook host could not be resolved just now."""
 
@@ -183,7 +183,7 @@ for _path, _operation, _summary in (
 @router.get(
     translate.API_PREFIX,
     response_model=schemas.BatchList,
-    responses=_READ_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List the tenant's batches, a page at a time",
 )
 async def list_batches(
@@ -209,7 +209,7 @@ async def list_batches(
 @router.get(
     translate.API_PREFIX + "/{batch_id}",
     response_model=schemas.BatchObject,
-    responses=_READ_ERRORS,
+    responses=problems.responses_doc(401, 404, 429),
     summary="One batch",
 )
 async def get_batch(
@@ -284,7 +284,9 @@ async def _json_body(request: fastapi.Request, *, read_seconds: float) -> Any:
         async with asyncio.timeout(read_seconds):
             raw = await request.body()
     except TimeoutError as error:
-        raise problems.Problem(status=408, detail="request body not received in time") from error
+        raise problems.Problem(
+            status=408, slug="request-timeout", detail="request body not received in time"
+        ) from error
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
