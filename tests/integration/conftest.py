@@ -346,11 +346,8 @@ def running_gateway(
     """One `imagegen gateway` for the session, under the gateway's ServiceAccount, with the
     operator running (it publishes the API-key index the gateway reads)."""
     workdir = tmp_path_factory.mktemp("gateway")
-    kubeconfig = operatorsetup.service_account_kubeconfig(
-        target=local_stack.management,
-        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
-        workdir=workdir,
-        account="imagegen-gateway",
+    kubeconfig = gatewayproc.service_account_kubeconfig(
+        management=local_stack.management, workdir=workdir
     )
     gateway = gatewayproc.GatewayProcess(
         kubeconfig=kubeconfig,

@@ -6,7 +6,18 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from imagegen.localcluster import gateway, process
+from imagegen.localcluster import cluster, gateway, operatorsetup, process
+
+RBAC = pathlib.Path(__file__).resolve().parents[2] / "manifests" / "rbac" / "gateway.yaml"
+
+
+def service_account_kubeconfig(
+    *, management: cluster.LocalCluster, workdir: pathlib.Path
+) -> pathlib.Path:
+    """A kubeconfig of the gateway's ServiceAccount, its RBAC (manifests/rbac) applied."""
+    return operatorsetup.service_account_kubeconfig(
+        target=management, manifest=RBAC, workdir=workdir, account=gateway.SERVICE_ACCOUNT
+    )
 
 
 @dataclasses.dataclass(kw_only=True)

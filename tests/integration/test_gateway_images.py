@@ -35,7 +35,7 @@ from tests.integration import (
     waiting,
     workerproc,
 )
-from tests.integration.conftest import GATEWAY_REDIS_DB, REPO
+from tests.integration.conftest import GATEWAY_REDIS_DB
 from tests.integration.gatewayworld import GatewayWorld, items
 
 pytestmark = pytest.mark.integration
@@ -61,11 +61,8 @@ def s3_gateways(
     streams."""
     started: dict[str, gatewayproc.GatewayProcess] = {}
     workdir = tmp_path_factory.mktemp("s3-gateways")
-    kubeconfig = operatorsetup.service_account_kubeconfig(
-        target=local_stack.management,
-        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
-        workdir=workdir,
-        account="imagegen-gateway",
+    kubeconfig = gatewayproc.service_account_kubeconfig(
+        management=local_stack.management, workdir=workdir
     )
     credentials = s3fixtures.credentials_dir(folder=workdir / "credentials", servers=region_stores)
     stores = {

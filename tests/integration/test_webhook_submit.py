@@ -16,9 +16,9 @@ import lightkube
 import pytest
 
 from imagegen.gateway.routes import batches
-from imagegen.localcluster import cluster, operatorsetup, redis, stack
+from imagegen.localcluster import cluster, redis, stack
 from tests.integration import fakedns, gatewayproc, operatorproc, tenantworld
-from tests.integration.conftest import GATEWAY_REDIS_DB, GATEWAY_WEBHOOK_HOST, REPO
+from tests.integration.conftest import GATEWAY_REDIS_DB, GATEWAY_WEBHOOK_HOST
 from tests.integration.gatewayworld import GatewayWorld, items
 
 SUBMIT = "/api/v1/batches"
@@ -111,11 +111,8 @@ def dns_gateway(
     """A gateway whose resolver asks `dns` (a replica of the session's: same Redis, same
     key index), with webhook delivery left to the session's gateway."""
     workdir = tmp_path_factory.mktemp("dns-gateway")
-    kubeconfig = operatorsetup.service_account_kubeconfig(
-        target=local_stack.management,
-        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
-        workdir=workdir,
-        account="imagegen-gateway",
+    kubeconfig = gatewayproc.service_account_kubeconfig(
+        management=local_stack.management, workdir=workdir
     )
     resolv_conf = dns.resolv_conf(workdir / "resolv.conf", timeout_seconds=GLIBC_TIMEOUT_SECONDS)
     gateway = gatewayproc.GatewayProcess(
