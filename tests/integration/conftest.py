@@ -323,6 +323,9 @@ producer sees every ImageBatch of the session, theirs included)."""
 GATEWAY_REDIS_DB = 5
 """The database of the session's redis-server that the gateway keeps its state in."""
 
+GATEWAY_CORS_ORIGIN = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
+"""The one origin (a browser extension's) whose pages the session's gateway answers CORS."""
+
 
 @pytest.fixture(scope="session")
 def gateway_images(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
@@ -343,11 +346,8 @@ def running_gateway(
     """One `imagegen gateway` for the session, under the gateway's ServiceAccount, with the
     operator running (it publishes the API-key index the gateway reads)."""
     workdir = tmp_path_factory.mktemp("gateway")
-    kubeconfig = operatorsetup.service_account_kubeconfig(
-        target=local_stack.management,
-        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
-        workdir=workdir,
-        account="imagegen-gateway",
+    kubeconfig = gatewayproc.service_account_kubeconfig(
+        management=local_stack.management, workdir=workdir
     )
     gateway = gatewayproc.GatewayProcess(
         kubeconfig=kubeconfig,
@@ -355,6 +355,7 @@ def running_gateway(
         workdir=workdir,
         images_dir=gateway_images,
         webhook_allowlist=(GATEWAY_WEBHOOK_HOST,),
+        extra_settings={"cors_origins": [GATEWAY_CORS_ORIGIN]},
     )
     gateway.start()
     yield gateway

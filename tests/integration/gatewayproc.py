@@ -6,7 +6,18 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from imagegen.localcluster import gateway, process
+from imagegen.localcluster import cluster, gateway, operatorsetup, process
+
+RBAC = pathlib.Path(__file__).resolve().parents[2] / "manifests" / "rbac" / "gateway.yaml"
+
+
+def service_account_kubeconfig(
+    *, management: cluster.LocalCluster, workdir: pathlib.Path
+) -> pathlib.Path:
+    """A kubeconfig of the gateway's ServiceAccount, its RBAC (manifests/rbac) applied."""
+    return operatorsetup.service_account_kubeconfig(
+        target=management, manifest=RBAC, workdir=workdir, account=gateway.SERVICE_ACCOUNT
+    )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -21,6 +32,8 @@ class GatewayProcess:
     extra_settings: dict[str, object] = dataclasses.field(default_factory=dict)
     """More settings (gateway/settings.py), such as each region's object store."""
     log_format: str = "json"
+    command_prefix: tuple[str, ...] = ()
+    """A command the gateway runs under, such as `unshare` giving it a resolv.conf."""
     child: process.ManagedProcess | None = None
     port: int = 0
 
@@ -41,7 +54,10 @@ class GatewayProcess:
             settings["images_dir"] = str(self.images_dir)
         settings.update(self.extra_settings)
         started = gateway.launch(
-            settings=settings, workdir=self.workdir, log_format=self.log_format
+            settings=settings,
+            workdir=self.workdir,
+            log_format=self.log_format,
+            command_prefix=self.command_prefix,
         )
         self.child, self.port = started.child, started.port
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import lightkube
@@ -18,22 +16,18 @@ import pytest
 
 from imagegen.api import meta
 from imagegen.localcluster import cluster, process, redis
-from tests.integration import conftest, gatewayproc, tenantworld, workingtenant
+from tests.integration import clientexamples, conftest, gatewayproc, tenantworld, workingtenant
 from tests.integration.gatewayworld import GatewayWorld
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "clients"
-RUN_SECONDS = 240
 FOLLOWERS = [
-    [sys.executable, str(EXAMPLES / "python" / "follow_websocket.py")],
-    [sys.executable, str(EXAMPLES / "python" / "follow_sse.py")],
-    [sys.executable, str(EXAMPLES / "python" / "follow_polling.py")],
-    ["node", str(EXAMPLES / "typescript" / "dist" / "follow_websocket.js")],
-    ["node", str(EXAMPLES / "typescript" / "dist" / "follow_sse.js")],
+    clientexamples.python("follow_websocket"),
+    clientexamples.python("follow_sse"),
+    clientexamples.python("follow_polling"),
+    clientexamples.node("follow_websocket"),
+    clientexamples.node("follow_sse"),
+    clientexamples.node("follow_polling"),
 ]
-RECEIVERS = [
-    [sys.executable, str(EXAMPLES / "python" / "webhook_receiver.py")],
-    ["node", str(EXAMPLES / "typescript" / "dist" / "webhook_receiver.js")],
-]
+RECEIVERS = [clientexamples.python("webhook_receiver"), clientexamples.node("webhook_receiver")]
 
 
 @pytest.fixture(scope="module")
@@ -54,27 +48,15 @@ def tenant(
         yield gw, name, key
 
 
-def run(argv: list[str], *, env: dict[str, str], cwd: pathlib.Path) -> str:
-    """Run an example; its output, after asserting it exited 0."""
-    assert shutil.which(argv[0]), f"{argv[0]} missing: `make client-examples` installs Node's"
-    assert pathlib.Path(argv[1]).is_file(), f"{argv[1]} missing: run `make client-examples`"
-    done = subprocess.run(
-        argv, env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True,
-        timeout=RUN_SECONDS, check=False,
-    )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    return output
-
-
 @pytest.mark.parametrize("argv", FOLLOWERS, ids=lambda argv: pathlib.Path(argv[1]).name)
 def test_each_client_example_follows_its_batch_to_success_and_saves_the_images(
     argv: list[str], tenant: tuple[GatewayWorld, str, str], tmp_path: pathlib.Path
 ) -> None:
     gw, _, key = tenant
-    output = run(argv, env={"IMAGEGEN_URL": gw.gateway.url, "IMAGEGEN_API_KEY": key}, cwd=tmp_path)
+    env = {"IMAGEGEN_URL": gw.gateway.url, "IMAGEGEN_API_KEY": key}
+    output = clientexamples.run(argv, env=env, cwd=tmp_path)
     assert "Succeeded, 5 images saved under out/" in output
-    assert len(list((tmp_path / "out").glob("batch-*-img-*.png"))) == 5
+    assert len(clientexamples.saved_images(tmp_path)) == 5
     assert "requests left" in output
 
 
@@ -99,7 +81,7 @@ def test_each_webhook_example_verifies_real_signed_deliveries(
 ) -> None:
     gw, name, key = tenant
     env = receiver_env(gw, key, gw.key(name, which=meta.WEBHOOK_SECRET_KEY))
-    output = run(argv, env=env, cwd=tmp_path)
+    output = clientexamples.run(argv, env=env, cwd=tmp_path)
     assert "verified batch.started" in output
     assert "verified batch.completed: Succeeded 5/5" in output
     assert "refused" not in output
@@ -112,7 +94,7 @@ def test_a_receiver_refuses_a_delivery_signed_with_another_secret(
     env = receiver_env(gw, key, "whsec_" + "A" * 43 + "=")
     done = subprocess.run(
         RECEIVERS[0], env={**os.environ, **env, "WEBHOOK_WAIT_SECONDS": "20"}, cwd=tmp_path,
-        capture_output=True, text=True, timeout=RUN_SECONDS, check=False,
+        capture_output=True, text=True, timeout=clientexamples.RUN_SECONDS, check=False,
     )  # fmt: skip
     assert done.returncode == 1
     assert "refused a delivery: no signature matches" in done.stdout

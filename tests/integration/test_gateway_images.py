@@ -28,13 +28,14 @@ from imagegen.storage import base as storage_base
 from imagegen.storage import stores
 from tests.integration import (
     apiobjects,
+    clientexamples,
     gatewayproc,
     operatorproc,
     s3fixtures,
     waiting,
     workerproc,
 )
-from tests.integration.conftest import GATEWAY_REDIS_DB, REPO
+from tests.integration.conftest import GATEWAY_REDIS_DB
 from tests.integration.gatewayworld import GatewayWorld, items
 
 pytestmark = pytest.mark.integration
@@ -60,11 +61,8 @@ def s3_gateways(
     streams."""
     started: dict[str, gatewayproc.GatewayProcess] = {}
     workdir = tmp_path_factory.mktemp("s3-gateways")
-    kubeconfig = operatorsetup.service_account_kubeconfig(
-        target=local_stack.management,
-        manifest=REPO / "manifests" / "rbac" / "gateway.yaml",
-        workdir=workdir,
-        account="imagegen-gateway",
+    kubeconfig = gatewayproc.service_account_kubeconfig(
+        management=local_stack.management, workdir=workdir
     )
     credentials = s3fixtures.credentials_dir(folder=workdir / "credentials", servers=region_stores)
     stores = {
@@ -216,6 +214,26 @@ def test_a_100_image_batch_lands_in_its_regions_store_and_is_served_identically(
         with zipfile.ZipFile(io.BytesIO(archive.content)) as opened:
             assert sorted(opened.namelist()) == sorted(stored)
             assert all(sha(opened.read(name)) == sha(stored[name]) for name in stored)
+
+
+def test_the_polling_examples_save_each_image_through_the_presigned_redirect(
+    tenant_with_s3_workers: tuple[str, str],
+    s3_gateways: dict[str, gatewayproc.GatewayProcess],
+    tmp_path: pathlib.Path,
+) -> None:
+    _, key = tenant_with_s3_workers
+    env = {"IMAGEGEN_URL": s3_gateways["redirect"].url, "IMAGEGEN_API_KEY": key}
+    saved = {}
+    for language, argv in (
+        ("python", clientexamples.python("follow_polling")),
+        ("typescript", clientexamples.node("follow_polling")),
+    ):
+        folder = tmp_path / language
+        folder.mkdir()
+        clientexamples.run(argv, env=env, cwd=folder)
+        saved[language] = len(clientexamples.saved_images(folder))
+
+    assert saved == {"python": 5, "typescript": 5}
 
 
 def test_another_tenants_key_gets_404_for_list_image_and_zip(

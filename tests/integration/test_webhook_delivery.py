@@ -9,6 +9,7 @@ import base64
 import contextlib
 import dataclasses
 import datetime
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -363,6 +364,30 @@ async def test_an_internationalised_host_name_is_delivered_under_its_idna_name(
     assert got.headers["Host"] == f"xn--bcher-kva.test:{webhook_receiver.port}"
 
 
+async def test_a_host_that_fails_to_resolve_for_a_moment_is_retried_then_delivered_once(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    asked: list[str] = []
+
+    async def flaky(host: str, port: int) -> Sequence[str]:
+        asked.append(host)
+        if len(asked) == 1:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return ["127.0.0.1"]
+
+    dispatchers.start(resolver=flaky)
+    event = await submit(
+        dispatchers.redis, f"http://hooks.test:{webhook_receiver.port}/hooks/imagegen"
+    )
+
+    record = await state_of(dispatchers.redis, event, "delivered")
+    await asyncio.sleep(1)  # room for a duplicate, were there one
+
+    assert asked == ["hooks.test", "hooks.test"]
+    assert record["attempts"] == "2"
+    assert [r.headers["webhook-id"] for r in webhook_receiver.received] == [event.msg_id]
+
+
 @pytest.mark.parametrize(
     "bad_url",
     ["http://\u0080x.test/hook", "http://" + "a" * 64 + ".test/hook", "http://xn--a.test/hook"],
@@ -378,4 +403,26 @@ async def test_a_host_that_cannot_be_encoded_fails_alone_and_delivery_goes_on(
     await state_of(dispatchers.redis, good, "delivered")
 
     assert refused["error"].startswith("refused: ")
+    assert not task.done()
+
+
+async def test_an_unreadable_outbox_entry_is_dropped_alone_and_delivery_goes_on(
+    dispatchers: Dispatchers, webhook_receiver: Receiver
+) -> None:
+    await outbox.ensure_group(dispatchers.redis)
+    # Written by another writer or version: no url, no body.
+    unreadable = {"msg_id": "msg_x", "type": "batch.completed", "tenant": TENANT}
+    bad_id = await dispatchers.redis.xadd(keys.stream(), unreadable)
+    task = dispatchers.start()
+    good = await submit(dispatchers.redis, webhook_receiver.url)
+
+    await state_of(dispatchers.redis, good, "delivered")
+    dropped = await waiting.until_async(
+        lambda: outbox.record(dispatchers.redis, f"malformed-{bad_id}"),
+        seconds=30,
+        what="the unreadable entry settled",
+    )
+
+    assert (dropped["state"], dropped["error"]) == ("failed", "KeyError: 'body'")
+    assert await dispatchers.redis.xlen(keys.stream()) == 0
     assert not task.done()

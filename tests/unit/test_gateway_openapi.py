@@ -3,10 +3,15 @@ API answers: problem documents for errors, the submission body by reference."""
 
 import json
 import pathlib
+import re
+from collections.abc import Iterator
+from typing import Any
 
 from imagegen.gateway import app, openapi, openapicontract, problems, schemas, settings
 
-DOCUMENT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+REPO = pathlib.Path(__file__).resolve().parents[2]
+DOCUMENT = REPO / "docs" / "openapi.json"
+GATEWAY_SOURCE = REPO / "operator" / "imagegen" / "gateway"
 GENERATED = openapi.render(app.create_app(settings.GatewaySettings()))
 
 
@@ -74,3 +79,73 @@ def test_the_examples_are_what_the_api_accepts_and_answers() -> None:
             if body:
                 schemas.BatchRequest.model_validate(body["example"])
                 assert path in ("/api/v1/batches", "/api/v1/batch/generate")
+
+
+def responses() -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(method, path, status, response) of every operation."""
+    for path, operations in json.loads(GENERATED)["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                yield method, path, status, response
+
+
+def has_example(media: dict[str, Any], schemas_found: dict[str, Any]) -> bool:
+    if "example" in media or media.get("examples"):
+        return True
+    ref = media.get("schema", {}).get("$ref", "")
+    return "example" in schemas_found.get(ref.rpartition("/")[2], {})
+
+
+def test_every_answer_of_every_operation_has_an_example() -> None:
+    found = json.loads(GENERATED)["components"]["schemas"]
+    missing = []
+    for method, path, status, response in responses():
+        content = response.get("content", {})
+        headers = response.get("headers", {})
+        if not content and not headers:
+            missing.append(f"{method} {path} {status}: nothing to show")
+        missing += [
+            f"{method} {path} {status} {media_type}"
+            for media_type, media in content.items()
+            if not has_example(media, found)
+        ]
+        missing += [
+            f"{method} {path} {status} header {name}"
+            for name, header in headers.items()
+            if "example" not in header
+        ]
+    assert missing == []
+
+
+def raised_problem_types() -> set[str]:
+    """The problem types the gateway's code raises (each Problem names its slug)."""
+    text = "".join(path.read_text() for path in GATEWAY_SOURCE.rglob("*.py"))
+    return {problems.TYPE_BASE + slug for slug in re.findall(r'slug="([a-z-]+)"', text)}
+
+
+def test_every_problem_example_is_of_its_status_and_a_type_the_gateway_raises() -> None:
+    raised = raised_problem_types()
+    wrong = []
+    for method, path, status, response in responses():
+        media = response.get("content", {}).get(problems.MEDIA_TYPE)
+        if media is None:
+            continue
+        if not media.get("examples"):
+            wrong.append(f"{method} {path} {status}: no example")
+        for name, example in media.get("examples", {}).items():
+            document = problems.ProblemDocument.model_validate(example["value"])
+            if str(document.status) != status or document.type not in raised:
+                wrong.append(f"{method} {path} {status}: {name} is {document.type}")
+    assert wrong == []
+
+
+def test_errors_are_documented_as_the_problem_documents_the_api_answers() -> None:
+    document = json.loads(GENERATED)
+    assert "HTTPValidationError" not in json.dumps(document)
+    for method, path, status, response in responses():
+        if path.startswith("/api/") and status[0] in "45":
+            assert list(response["content"]) == [problems.MEDIA_TYPE], (method, path, status)
+        if path.startswith("/api/"):
+            assert {"403", "503"} <= {
+                s for m, p, s, _ in responses() if (m, p) == (method, path)
+            }, (method, path)

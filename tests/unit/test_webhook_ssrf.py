@@ -53,6 +53,26 @@ async def fails(host: str, port: int) -> Sequence[str]:
         ("http://[fef0::1]/hook", "site-local"),
         ("http://168.63.129.16/machine", "cloud metadata"),
         ("http://[::ffff:168.63.129.16]/machine", "cloud metadata"),
+        ("http://0.1.2.3/hook", "private"),
+        ("http://255.255.255.255/hook", "private"),
+        ("http://240.0.0.1/hook", "private"),
+        ("http://198.18.0.1/hook", "private"),
+        ("http://192.0.2.1/hook", "private"),
+        ("http://192.0.0.8/hook", "IETF protocol assignment"),
+        ("http://192.88.99.1/hook", "6to4 relay anycast"),
+        ("http://[3fff::1]/hook", "documentation"),
+        ("http://[2001:db8::1]/hook", "private"),
+        ("http://[ff02::1]/hook", "multicast"),
+        ("http://[::ffff:0.0.0.0]/hook", "unspecified"),
+        ("http://[::127.0.0.1]/hook", "reserved"),
+        ("http://[64:ff9b::7f00:1]/hook", "loopback"),
+        ("http://[64:ff9b:1::a00:1]/hook", "reserved"),
+        ("http://[2002:a9fe:a9fe::1]/hook", "cloud metadata"),
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook", "private"),
+        ("http://100.100.100.200/latest/meta-data", "cloud metadata"),
+        ("http://[fd20:ce::254]/computeMetadata/v1/", "cloud metadata"),
+        ("http://[fd00:c1::a9fe:a9fe]/opc/v2/", "cloud metadata"),
+        ("http://169.254.170.23/v1/credentials", "cloud metadata"),
     ],
 )
 async def test_internal_addresses_are_refused(url: str, reason: str) -> None:
@@ -134,18 +154,25 @@ async def test_metadata_addresses_stay_refused_even_inside_an_allowlisted_networ
         await ssrf.check_url("http://169.254.169.254/", allowlist=["169.254.0.0/16"])
 
 
-async def test_no_answer_a_failed_resolution_or_a_timeout_refuse_the_url(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(ssrf, "RESOLVE_TIMEOUT_SECONDS", 0.05)
+async def test_no_answer_or_a_failed_resolution_refuse_the_url() -> None:
     for resolver, reason in (
         (resolving_to(), "no address"),
         (fails, "does not resolve"),
-        (never_answers, "did not resolve within"),
         (resolving_to("not-an-ip"), "not an IP address"),
     ):
-        with pytest.raises(ssrf.UnsafeWebhookURL, match=reason):
+        with pytest.raises(ssrf.UnsafeWebhookURL, match=reason) as refused:
             await ssrf.check_url("https://hooks.example.com/", allowlist=[], resolver=resolver)
+        assert not isinstance(refused.value, ssrf.ResolutionUnavailable)
+
+
+async def test_a_resolver_that_does_not_answer_in_time_is_unavailable_not_a_verdict() -> None:
+    with pytest.raises(ssrf.ResolutionUnavailable, match=r"did not resolve within 0\.05s"):
+        await ssrf.check_url(
+            "https://hooks.example.com/",
+            allowlist=[],
+            resolver=never_answers,
+            resolve_timeout_seconds=0.05,
+        )
 
 
 def test_a_malformed_allowlist_entry_is_an_error_naming_it() -> None:
@@ -156,6 +183,26 @@ def test_a_malformed_allowlist_entry_is_an_error_naming_it() -> None:
 async def test_the_azure_wire_server_stays_refused_when_its_network_is_allowlisted() -> None:
     with pytest.raises(ssrf.UnsafeWebhookURL, match="metadata"):
         await ssrf.check_url("http://168.63.129.16/", allowlist=["168.63.0.0/16"])
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("fd00:ec2::253", "fd00::/8"),
+        ("fd00:ec2::123", "fd00::/8"),
+        ("fd00:ec2::23", "fd00::/8"),
+        ("fd20:ce::254", "fc00::/7"),
+        ("169.254.169.253", "169.254.0.0/16"),
+        ("169.254.170.23", "169.254.0.0/16"),
+        ("100.100.100.200", "100.64.0.0/10"),
+    ],
+)
+async def test_platform_services_stay_refused_when_their_network_is_allowlisted(
+    address: str, network: str
+) -> None:
+    host = f"[{address}]" if ":" in address else address
+    with pytest.raises(ssrf.UnsafeWebhookURL, match="metadata"):
+        await ssrf.check_url(f"http://{host}/", allowlist=[network])
 
 
 async def test_an_internationalised_host_is_checked_and_connected_to_in_its_idna_form() -> None:

@@ -81,7 +81,9 @@ def save_images(http: httpx.Client, batch: dict[str, Any], folder: str) -> int:
     for item in batch["items"]:
         if item["state"] != "Succeeded":
             continue
-        reply = request(http, "GET", item["image"])
+        # The gateway may answer with a 302 to a short-lived URL of the object store;
+        # httpx follows it on request and does not send the key to that other host.
+        reply = request(http, "GET", item["image"], follow_redirects=True)
         with open(os.path.join(folder, f"{batch['id']}-{item['id']}.png"), "wb") as out:
             out.write(reply.content)
         saved += 1

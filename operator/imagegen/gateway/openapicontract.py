@@ -7,90 +7,63 @@ knows the headers it may read."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
+
+from imagegen.gateway import openapiexamples, problems
 
 SCHEME = "apiKey"
 _API = "/api/"
 
 _HEADER_TEXT = {
-    "RateLimit": 'Requests left and seconds until full (IETF draft): `"requests";r=58;t=1`',
-    "RateLimit-Policy": 'The limits: `"requests";q=120;w=60` (and `"images"` on a submit)',
-    "X-RateLimit-Limit": "The requests burst",
-    "X-RateLimit-Remaining": "Requests left now",
-    "X-RateLimit-Reset": "Seconds until the budget is full again",
+    "RateLimit": (
+        'Requests left and seconds until full (IETF draft): `"requests";r=58;t=1`',
+        '"requests";r=57;t=2',
+    ),
+    "RateLimit-Policy": (
+        'The limits: `"requests";q=120;w=60` (and `"images"` on a submit)',
+        '"requests";q=120;w=60',
+    ),
+    "X-RateLimit-Limit": ("The requests burst", "120"),
+    "X-RateLimit-Remaining": ("Requests left now", "57"),
+    "X-RateLimit-Reset": ("Seconds until the budget is full again", "2"),
 }
 _RATE_HEADERS = {
-    name: {"description": text, "schema": {"type": "string"}} for name, text in _HEADER_TEXT.items()
+    name: {"description": text, "schema": {"type": "string"}, "example": example}
+    for name, (text, example) in _HEADER_TEXT.items()
 }
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before trying again",
         "schema": {"type": "integer", "minimum": 1},
+        "example": 2,
     }
 }
 _LOCATION = {
     "Location": {
         "description": "The batch's URL, /api/v1/batches/{batch_id}",
         "schema": {"type": "string"},
+        "example": openapiexamples.BATCH["links"]["self"],
     }
 }
-
-_BATCH_EXAMPLE: dict[str, Any] = {
-    "id": "batch-3f2a9c01d4e5",
-    "status": "Running",
-    "message": None,
-    "progress": "37/100",
-    "request_counts": {"total": 100, "queued": 55, "running": 8, "succeeded": 36, "failed": 1},
-    "priority": "normal",
-    "cancel_requested": False,
-    "region": "us-east",
-    "created_at": "2026-11-26T06:00:00Z",
-    "deadline": "2026-11-26T06:05:00Z",
-    "completed_at": None,
-    "metadata": {"order": "42"},
-    "items": [
-        {
-            "id": "img-000",
-            "state": "Succeeded",
-            "error": None,
-            "image": "/api/v1/batches/batch-3f2a9c01d4e5/images/img-000",
-        }
-    ],
-    "links": {
-        "self": "/api/v1/batches/batch-3f2a9c01d4e5",
-        "events": "/api/v1/batches/batch-3f2a9c01d4e5/events",
-        "cancel": "/api/v1/batches/batch-3f2a9c01d4e5/cancel",
-        "images": "/api/v1/batches/batch-3f2a9c01d4e5/images/{item_id}",
-    },
+_PRESIGNED_LOCATION = {
+    "Location": {
+        "description": "A presigned URL of the image in the region's object store",
+        "schema": {"type": "string", "format": "uri"},
+        "example": openapiexamples.PRESIGNED_URL,
+    }
 }
-_REQUEST_EXAMPLE = {
-    "items": [
-        {"id": "img-000", "prompt": "a lighthouse at dawn", "seed": 7},
-        {"id": "img-001", "prompt": "a lighthouse in the rain", "size": "512x512"},
-    ],
-    "defaults": {"size": "1024x1024", "provider": "local", "format": "png"},
-    "priority": "high",
-    "webhook": {"url": "https://hooks.example.com/imagegen", "events": ["succeeded", "failed"]},
-    "metadata": {"order": "42"},
+_CONTENT_DISPOSITION = {
+    "Content-Disposition": {
+        "description": "The archive's file name, <batch id>.zip",
+        "schema": {"type": "string"},
+        "example": openapiexamples.CONTENT_DISPOSITION,
+    }
 }
-_PROBLEM_EXAMPLE = {
-    "type": "https://imagegen.semantest.io/problems/validation",
-    "title": "Unprocessable Content",
-    "status": 422,
-    "detail": "invalid fields: items.3.size",
-    "errors": [
-        {
-            "pointer": "/items/3/size",
-            "field": "items.3.size",
-            "detail": "String should match pattern '^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$'",
-        }
-    ],
-}
-_EXAMPLES: dict[str, Any] = {
-    "BatchObject": _BATCH_EXAMPLE,
-    "BatchList": {"data": [_BATCH_EXAMPLE], "next_cursor": "YmF0Y2gtM2YyYTljMDFkNGU1"},
-    "StreamTicket": {"ticket": "igt_4kq0sX2d8m1cQ0a9Zr5bYw3nEo7t", "expires_in": 30},
-}
+_BINARY = {"type": "string", "format": "binary"}
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+"""FastAPI's own 422 shape, which this API never answers (every validation error is a
+problem document)."""
 
 EVENTS_CONTRACT = """
 **Two transports at this path.**
@@ -129,22 +102,31 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             " (key `api-key`) in the tenant's namespace.",
         }
     }
-    for name, example in _EXAMPLES.items():
-        if name in components.get("schemas", {}):
-            components["schemas"][name]["example"] = example
-    if "ProblemDocument" in components.get("schemas", {}):
-        components["schemas"]["ProblemDocument"]["example"] = _PROBLEM_EXAMPLE
+    found = components.get("schemas", {})
+    for name, example in openapiexamples.SCHEMAS.items():
+        if name in found:
+            found[name]["example"] = example
+    if "ProblemDocument" in found:
+        found["ProblemDocument"]["example"] = openapiexamples.PROBLEMS["validation"]
     for path, operations in done.get("paths", {}).items():
-        if not path.startswith(_API):
-            continue
         for method, operation in operations.items():
-            _operation(path=path, method=method, operation=operation)
+            if path.startswith(_API):
+                _operation(path=path, method=method, operation=operation)
+            elif path in openapiexamples.HEALTH:
+                _probe(path=path, operation=operation)
+            elif path == "/metrics":
+                _metrics(operation)
+    for name in _VALIDATION_SCHEMAS:  # HTTPValidationError first: it names the other
+        if f'"#/components/schemas/{name}"' not in json.dumps(done):
+            found.pop(name, None)
     return done
 
 
 def _operation(*, path: str, method: str, operation: dict[str, Any]) -> None:
     operation["security"] = [{SCHEME: []}]
-    for status, response in operation.get("responses", {}).items():
+    responses = operation.setdefault("responses", {})
+    _problem_responses(operation, responses)
+    for status, response in responses.items():
         headers = response.setdefault("headers", {})
         if status != "401":
             headers.update(_RATE_HEADERS)
@@ -152,11 +134,17 @@ def _operation(*, path: str, method: str, operation: dict[str, Any]) -> None:
             headers.update(_RETRY_AFTER)
         if status == "202" and method == "post" and not path.endswith("/cancel"):
             headers.update(_LOCATION)
+        if status == "302":
+            headers.update(_PRESIGNED_LOCATION)
+        if status.startswith(("4", "5")):
+            _problem_examples(response, method=method, path=path, status=int(status))
+        elif status == "200":
+            _success_example(response, path=path, headers=headers)
         if not headers:
             del response["headers"]
     body = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if body is not None:
-        body["example"] = _REQUEST_EXAMPLE
+        body["example"] = openapiexamples.REQUEST
     for parameter in operation.get("parameters", []):
         if parameter["name"] == "idempotency-key":
             parameter["description"] = (
@@ -165,5 +153,93 @@ def _operation(*, path: str, method: str, operation: dict[str, Any]) -> None:
                 " creating a second batch; another body is 422, one still in flight 409."
             )
             parameter["example"] = "order-42-attempt"
+        elif parameter["in"] == "path":
+            item = parameter["name"] == "item_id"
+            parameter["example"] = "img-000" if item else openapiexamples.BATCH_ID
     if path.endswith("/events") and method == "get":
         operation["description"] = (operation.get("description") or "") + "\n" + EVENTS_CONTRACT
+
+
+def _problem_responses(operation: dict[str, Any], responses: dict[str, Any]) -> None:
+    """Every API operation may answer 403 (the key's tenant is refused) and 503 (Redis or
+    Kubernetes down); FastAPI's default 422 is the problem document the app answers, and
+    is dropped where no parameter can fail validation (path segments are plain strings)."""
+    default = responses.get("422", {}).get("content", {}).get("application/json")
+    if default is not None:
+        if _validates_input(operation):
+            responses.update(_as_text(problems.responses_doc(422)))
+        else:
+            del responses["422"]
+    for status, doc in _as_text(problems.responses_doc(403, 503)).items():
+        responses.setdefault(status, doc)
+    operation["responses"] = dict(sorted(responses.items()))
+
+
+def _validates_input(operation: dict[str, Any]) -> bool:
+    return "requestBody" in operation or any(
+        p["in"] != "path" for p in operation.get("parameters", [])
+    )
+
+
+def _as_text(docs: dict[int | str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(status): doc for status, doc in docs.items()}
+
+
+def _problem_examples(response: dict[str, Any], *, method: str, path: str, status: int) -> None:
+    media = response.get("content", {}).get(problems.MEDIA_TYPE)
+    if media is None:
+        return
+    media["examples"] = {
+        name: {"summary": example["detail"], "value": example}
+        for name, example in openapiexamples.problems_of(
+            method=method, path=path, status=status
+        ).items()
+    }
+
+
+def _success_example(response: dict[str, Any], *, path: str, headers: dict[str, Any]) -> None:
+    """Examples for the answers that are not JSON of a component schema."""
+    content = response.get("content", {})
+    if path.endswith("/events"):
+        content["text/event-stream"] = {
+            "schema": {"type": "string"},
+            "example": openapiexamples.EVENT_STREAM,
+        }
+    elif path.endswith("/images.zip"):
+        headers.update(_CONTENT_DISPOSITION)
+        content["application/zip"] = {
+            "schema": _BINARY,
+            "examples": {
+                "archive": {
+                    "summary": "A zip of <item id>.<ext> entries, stored uncompressed",
+                    "description": "What GET"
+                    f" {openapiexamples.BATCH['links']['self']}/images.zip answers: the"
+                    " bytes of the archive, streamed (binary: no value shown here).",
+                }
+            },
+        }
+    elif path.endswith("/images/{item_id}"):
+        for media_type in list(content):
+            content[media_type] = {
+                "schema": _BINARY,
+                "examples": {
+                    "image": {
+                        "summary": "The image file the worker stored, as it is",
+                        "description": f"What GET {openapiexamples.BATCH['items'][0]['image']}"
+                        " answers: the file's bytes (binary: no value shown here).",
+                    }
+                },
+            }
+
+
+def _probe(*, path: str, operation: dict[str, Any]) -> None:
+    for status, example in openapiexamples.HEALTH[path].items():
+        response = operation["responses"][status]
+        response["content"] = {
+            "application/json": {"schema": {"type": "object"}, "example": example}
+        }
+
+
+def _metrics(operation: dict[str, Any]) -> None:
+    media = operation["responses"]["200"]["content"]["text/plain"]
+    media["example"] = openapiexamples.METRICS

@@ -27,7 +27,8 @@ class Timeouts(pydantic.BaseModel):
     body_read_seconds: Annotated[float, pydantic.Field(gt=0)] = 30.0
     """Reading a request body; a client that trickles it is cut off (408)."""
     webhook_check_seconds: Annotated[float, pydantic.Field(gt=0)] = 5.0
-    """Resolving a webhook host to check it at submit time."""
+    """Resolving a webhook host to check it at submit time; a resolver that has not
+    answered by then is a 503 with Retry-After, not a verdict on the URL."""
 
 
 CorsOrigin = Annotated[

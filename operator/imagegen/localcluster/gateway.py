@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -60,9 +61,16 @@ def start(
     return launch(settings=config, workdir=workdir, log_format=log_format)
 
 
-def launch(*, settings: dict[str, Any], workdir: pathlib.Path, log_format: str) -> LocalGateway:
+def launch(
+    *,
+    settings: dict[str, Any],
+    workdir: pathlib.Path,
+    log_format: str,
+    command_prefix: Sequence[str] = (),
+) -> LocalGateway:
     """Start `imagegen gateway` with this settings file (host 127.0.0.1 and a port set)
-    and wait until it is ready; stopped again if it is not."""
+    and wait until it is ready; stopped again if it is not. `command_prefix` runs it
+    through another command (tests: `unshare` with a resolv.conf of their own)."""
     workdir.mkdir(parents=True, exist_ok=True)
     # The Redis URL may carry a password: a file readable by this user alone, no flag.
     config_path = workdir / "gateway.yaml"
@@ -70,7 +78,9 @@ def launch(*, settings: dict[str, Any], workdir: pathlib.Path, log_format: str) 
     config_path.write_text(yaml.safe_dump(settings))
     argv = [sys.executable, "-m", "imagegen", "--log-format", log_format, "gateway"]
     child = process.spawn(
-        name="gateway", argv=[*argv, "--config", str(config_path)], log_path=workdir / "gateway.log"
+        name="gateway",
+        argv=[*command_prefix, *argv, "--config", str(config_path)],
+        log_path=workdir / "gateway.log",
     )
     running = LocalGateway(port=int(settings["port"]), child=child)
     try:

@@ -41,7 +41,9 @@ _SUBMIT_DOC: dict[str, Any] = {
     }
 }
 _SUBMIT_ERRORS = problems.responses_doc(400, 401, 408, 409, 413, 422, 429, 503)
-_READ_ERRORS = problems.responses_doc(400, 401, 404, 422, 429)
+_LIST_ERRORS = problems.responses_doc(400, 401, 422, 429)
+WEBHOOK_RECHECK_SECONDS = 5
+"""Retry-After of a submission whose webhook host could not be resolved just now."""
 
 
 async def submit(
@@ -181,7 +183,7 @@ for _path, _operation, _summary in (
 @router.get(
     translate.API_PREFIX,
     response_model=schemas.BatchList,
-    responses=_READ_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List the tenant's batches, a page at a time",
 )
 async def list_batches(
@@ -207,7 +209,7 @@ async def list_batches(
 @router.get(
     translate.API_PREFIX + "/{batch_id}",
     response_model=schemas.BatchObject,
-    responses=_READ_ERRORS,
+    responses=problems.responses_doc(401, 404, 429),
     summary="One batch",
 )
 async def get_batch(
@@ -282,7 +284,9 @@ async def _json_body(request: fastapi.Request, *, read_seconds: float) -> Any:
         async with asyncio.timeout(read_seconds):
             raw = await request.body()
     except TimeoutError as error:
-        raise problems.Problem(status=408, detail="request body not received in time") from error
+        raise problems.Problem(
+            status=408, slug="request-timeout", detail="request body not received in time"
+        ) from error
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
@@ -304,22 +308,28 @@ async def _json_body(request: fastapi.Request, *, read_seconds: float) -> Any:
 
 
 async def _check_webhook(found: services.Services, url: str) -> None:
-    """422 naming webhook.url unless the URL is safe to call (the SSRF guard)."""
+    """422 naming webhook.url unless the URL is safe to call (the SSRF guard); 503 with
+    Retry-After when the resolver gave no verdict in time (the client may retry)."""
     try:
-        async with asyncio.timeout(found.settings.timeouts.webhook_check_seconds):
-            await ssrf.check_url(url, allowlist=found.settings.webhook_allowlist)
+        # The guard's own timeout, not one around it: a second timer of the same length
+        # would race it and turn a slow resolver into a permanent 422.
+        await ssrf.check_url(
+            url,
+            allowlist=found.settings.webhook_allowlist,
+            resolve_timeout_seconds=found.settings.timeouts.webhook_check_seconds,
+        )
     except ssrf.ResolutionUnavailable as error:
-        # The resolver failed for a moment: nothing is wrong with the URL yet.
+        # The resolver failed for a moment or was slow: nothing is wrong with the URL yet.
         raise problems.Problem(
             status=503,
             slug="webhook-host-unresolved",
             detail=f"webhook.url could not be checked now: {error}; retry later",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(WEBHOOK_RECHECK_SECONDS)},
         ) from error
     # ValueError besides UnsafeWebhookURL: a URL too odd to parse or to encode as a host
     # name (schemathesis found those) is as unsafe as a private one.
-    except (ValueError, TimeoutError) as error:
-        reason = str(error) or "the host did not resolve in time"
+    except ValueError as error:
+        reason = str(error)
         raise problems.Problem(
             status=422,
             slug="unsafe-webhook-url",

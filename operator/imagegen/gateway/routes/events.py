@@ -92,7 +92,9 @@ async def batch_events_sse(
     POST .../events/tickets."""
     if "text/event-stream" not in request.headers.get("accept", ""):
         raise problems.Problem(
-            status=406, detail="send Accept: text/event-stream, or open a WebSocket here"
+            status=406,
+            slug="not-acceptable",
+            detail="send Accept: text/event-stream, or open a WebSocket here",
         )
     obj = await batches.find(found, tenant, batch_id)
     slot = found.streams.acquire(tenant.name)

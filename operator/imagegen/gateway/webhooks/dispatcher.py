@@ -72,7 +72,9 @@ class Dispatcher:
         self._options = options or Options()
         self._resolver = resolver
         self._clock = clock
-        self._rng = rng or random.SystemRandom()
+        self._outcomes = Outcomes(
+            policy=self._options.policy, clock=clock, rng=rng or random.SystemRandom()
+        )
         self._group_ready = False
 
     async def run(self) -> None:
@@ -132,6 +134,13 @@ class Dispatcher:
         await asyncio.gather(*(self._deliver(entry) for entry in entries))
 
     async def _deliver(self, entry: outbox.Entry) -> None:
+        if entry.malformed:
+            logger.error(
+                "webhook outbox entry %s unreadable, dropped: %s", entry.entry_id, entry.malformed
+            )
+            outcome = outbox.Outcome(state="failed", attempts=0, error=entry.malformed)
+            await outbox.settle(self._redis, entry=entry, outcome=outcome, now=self._clock())
+            return
         with logs.bound(tenant=entry.tenant):
             attempts = await outbox.attempts_made(self._redis, entry.entry_id) + 1
             try:
@@ -165,28 +174,24 @@ class Dispatcher:
             return outbox.Outcome(
                 state="disabled", attempts=attempts - 1, error="endpoint answered 410 Gone before"
             )
-        try:
-            target = await ssrf.check_url(
-                entry.url, allowlist=self._allowlist, resolver=self._resolver
-            )
-        except ssrf.ResolutionUnavailable as unresolved:
-            # A resolver failing for a moment says nothing about the URL: try again later.
-            return self._retry_or_fail(
-                attempts=attempts, response=delivery.Response(error=str(unresolved))
-            )
-        except ssrf.UnsafeWebhookURL as refused:
-            return outbox.Outcome(
-                state="failed", attempts=attempts - 1, error=f"refused: {refused}"
-            )
+        target = await check(
+            entry.url,
+            allowlist=self._allowlist,
+            resolver=self._resolver,
+            attempts=attempts,
+            outcomes=self._outcomes,
+        )
+        if isinstance(target, outbox.Outcome):
+            return target
         try:
             secret = await self._secrets.get(entry.tenant)
         except (lightkube.ApiError, httpx2.HTTPError) as error:
-            return self._retry_or_fail(
+            return self._outcomes.retry_or_fail(
                 attempts=attempts,
                 response=delivery.Response(error=f"signing secrets unreadable: {error}"),
             )
         if secret is None:
-            return self._retry_or_fail(
+            return self._outcomes.retry_or_fail(
                 attempts=attempts, response=delivery.Response(error="no signing secret yet")
             )
         timestamp = int(self._clock())
@@ -209,12 +214,22 @@ class Dispatcher:
             return outbox.Outcome(
                 state="disabled", attempts=attempts, status=410, error="endpoint is gone"
             )
-        return self._retry_or_fail(attempts=attempts, response=response)
+        return self._outcomes.retry_or_fail(attempts=attempts, response=response)
 
-    def _retry_or_fail(self, *, attempts: int, response: delivery.Response) -> outbox.Outcome:
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Outcomes:
+    """How a failed attempt ends: retried on the schedule, or given up once it is spent."""
+
+    policy: schedule.RetryPolicy
+    clock: Callable[[], float]
+    rng: random.Random
+
+    def retry_or_fail(self, *, attempts: int, response: delivery.Response) -> outbox.Outcome:
+        """The outcome of attempt number `attempts`, which got `response`."""
         error = response.error or f"HTTP {response.status}"
-        delay = self._options.policy.delay(
-            attempts_made=attempts, retry_after=response.retry_after, rng=self._rng
+        delay = self.policy.delay(
+            attempts_made=attempts, retry_after=response.retry_after, rng=self.rng
         )
         if delay is None:
             return outbox.Outcome(
@@ -228,8 +243,30 @@ class Dispatcher:
             attempts=attempts,
             status=response.status,
             error=error,
-            due=self._clock() + delay,
+            due=self.clock() + delay,
         )
+
+
+async def check(
+    url: str,
+    *,
+    allowlist: Sequence[str],
+    resolver: ssrf.Resolver | None,
+    attempts: int,
+    outcomes: Outcomes,
+) -> ssrf.Target | outbox.Outcome:
+    """What attempt number `attempts` may connect to, or how it ends without sending: failed
+    for good when the guard refuses the URL, retried when the resolver failed for a moment
+    (EAI_AGAIN, no answer in time), which says nothing about the URL."""
+    try:
+        return await ssrf.check_url(url, allowlist=allowlist, resolver=resolver)
+    except ssrf.ResolutionUnavailable as unresolved:
+        return outcomes.retry_or_fail(
+            attempts=attempts, response=delivery.Response(error=str(unresolved))
+        )
+    except ssrf.UnsafeWebhookURL as refused:
+        # Not counted as an attempt: nothing was sent.
+        return outbox.Outcome(state="failed", attempts=attempts - 1, error=f"refused: {refused}")
 
 
 def _count(entry: outbox.Entry, outcome: outbox.Outcome) -> None:

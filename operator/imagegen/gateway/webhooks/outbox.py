@@ -69,6 +69,9 @@ class Entry:
     tenant: str
     url: str
     body: bytes
+    malformed: str = ""
+    """Why the entry could not be read whole (another writer, another version): such an
+    entry is settled as failed, alone, and never sent."""
 
 
 async def append(client: redisconn.Client, event: events.Event) -> bool:
@@ -201,21 +204,38 @@ async def is_disabled(client: redisconn.Client, *, tenant: str, url: str) -> boo
 def _entries(rows: Any) -> list[Entry]:
     found = []
     for raw_id, raw_fields in rows:
-        fields = {_text(k): v for k, v in (raw_fields or {}).items()}
-        if not fields:
+        entry_id = _text(raw_id)
+        if not raw_fields:
             continue  # deleted after it was read: nothing left to deliver
-        body = fields["body"]
-        found.append(
-            Entry(
-                entry_id=_text(raw_id),
-                msg_id=_text(fields["msg_id"]),
-                type=_text(fields["type"]),
-                tenant=_text(fields["tenant"]),
-                url=_text(fields["url"]),
-                body=body if isinstance(body, bytes) else str(body).encode(),
+        try:
+            found.append(_entry(entry_id, raw_fields))
+        except (KeyError, UnicodeDecodeError) as error:
+            # One unreadable entry must not stop the dispatcher for every tenant.
+            found.append(
+                Entry(
+                    entry_id=entry_id,
+                    msg_id=f"malformed-{entry_id}",
+                    type="",
+                    tenant="",
+                    url="",
+                    body=b"",
+                    malformed=f"{type(error).__name__}: {error}",
+                )
             )
-        )
     return found
+
+
+def _entry(entry_id: str, raw_fields: Any) -> Entry:
+    fields = {_text(k): v for k, v in raw_fields.items()}
+    body = fields["body"]
+    return Entry(
+        entry_id=entry_id,
+        msg_id=_text(fields["msg_id"]),
+        type=_text(fields["type"]),
+        tenant=_text(fields["tenant"]),
+        url=_text(fields["url"]),
+        body=body if isinstance(body, bytes) else str(body).encode(),
+    )
 
 
 def _text(value: Any) -> str:

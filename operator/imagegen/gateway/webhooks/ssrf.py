@@ -4,7 +4,9 @@ allowlisted on purpose.
 The host is resolved here, every address it resolves to is checked, and the caller
 connects to exactly those addresses (see `delivery`), so a DNS answer that changes
 between the check and the connection (DNS rebinding) cannot reach anything unchecked.
-Anything that cannot be decided (no answer, a timeout, a malformed URL) is refused.
+Anything that cannot be decided is refused: for good when the answer says so (a name that
+does not exist, a malformed URL), for now when the resolver failed for a moment or did not
+answer in time (ResolutionUnavailable, which callers may retry).
 """
 
 from __future__ import annotations
@@ -23,24 +25,39 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 """(host, port) -> the IP addresses the host resolves to, as text."""
 
 RESOLVE_TIMEOUT_SECONDS = 5.0
-"""A resolver that has not answered by then is taken as no answer: refused."""
+"""A resolver that has not answered by then is unavailable for now: refused, retryable."""
 
 METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
     ipaddress.ip_address(a)
     for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean
-        "169.254.170.2",  # AWS ECS task metadata
+        "169.254.169.254",  # AWS, GCP, Azure, Oracle, OpenStack, DigitalOcean
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "169.254.169.253",  # AWS DNS resolver
+        "fd00:ec2::253",  # AWS DNS resolver over IPv6
+        "169.254.169.123",  # AWS time sync
+        "fd00:ec2::123",  # AWS time sync over IPv6
+        "169.254.170.2",  # AWS ECS task metadata and credentials
+        "169.254.170.23",  # AWS EKS Pod Identity Agent (credentials)
+        "fd00:ec2::23",  # AWS EKS Pod Identity Agent over IPv6
+        "fd20:ce::254",  # GCP metadata server over IPv6
+        "168.63.129.16",  # Azure wire server (a public address that only the host answers)
         "100.100.100.200",  # Alibaba Cloud
         "192.0.0.192",  # Oracle Cloud
-        "fd00:ec2::254",  # AWS over IPv6
-        "fd00:ec2::23",  # AWS DNS resolver over IPv6
-        "168.63.129.16",  # Azure wire server (a public address that only the host answers)
+        "fd00:c1::a9fe:a9fe",  # Oracle Cloud over IPv6
         "169.254.0.23",  # Tencent Cloud
-        "169.254.169.123",  # AWS time sync
     )
 )
 """Cloud metadata and platform services: refused even when an allowlisted network
 contains them; 168.63.129.16 is in a public range, so only this list stops it."""
+
+SPECIAL_PURPOSE: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = (
+    (ipaddress.ip_network("192.0.0.0/24"), "an IETF protocol assignment"),
+    (ipaddress.ip_network("192.88.99.0/24"), "a 6to4 relay anycast address"),
+    (ipaddress.ip_network("3fff::/20"), "a documentation address"),
+)
+"""Ranges of IANA's special-purpose registries that no webhook receiver lives in and that
+the ipaddress module of some Python releases calls global (3.11 knows only parts of
+192.0.0.0/24, and not RFC 9637's 3fff::/20)."""
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -67,17 +84,24 @@ class Target:
 
 
 async def check_url(
-    url: str, *, allowlist: Sequence[str], resolver: Resolver | None = None
+    url: str,
+    *,
+    allowlist: Sequence[str],
+    resolver: Resolver | None = None,
+    resolve_timeout_seconds: float = RESOLVE_TIMEOUT_SECONDS,
 ) -> Target:
     """Check that `url` is http(s) and that its host resolves only to addresses that are
-    public or allowlisted; return what to connect to, or raise UnsafeWebhookURL."""
+    public or allowlisted; return what to connect to, or raise UnsafeWebhookURL
+    (ResolutionUnavailable when the resolver gave no verdict within the timeout)."""
     scheme, host, port = _parse(url)
     allowed = Allowlist.parse(allowlist)
     literal = _ip_or_none(host)
     if literal is not None:
         answers: Sequence[str] = [str(literal)]
     else:
-        answers = await _resolve(host, port, resolver or system_resolver)
+        answers = await _resolve(
+            host, port, resolver or system_resolver, timeout_seconds=resolve_timeout_seconds
+        )
     addresses: list[str] = []
     for answer in answers:
         address = _ip_or_none(answer)
@@ -114,6 +138,9 @@ def unsafe_reason(address: IPAddress) -> str | None:
     )
     for reason, matches in checks:
         if matches:
+            return reason
+    for network, reason in SPECIAL_PURPOSE:
+        if address in network:
             return reason
     # is_global is the last word: it also refuses the special-purpose ranges above miss.
     return None if address.is_global else "not a public address"
@@ -181,12 +208,14 @@ def _parse(url: str) -> tuple[str, str, int]:
     return scheme, host, port or _DEFAULT_PORTS[scheme]
 
 
-async def _resolve(host: str, port: int, resolver: Resolver) -> Sequence[str]:
+async def _resolve(
+    host: str, port: int, resolver: Resolver, *, timeout_seconds: float
+) -> Sequence[str]:
     try:
-        answers = await asyncio.wait_for(resolver(host, port), RESOLVE_TIMEOUT_SECONDS)
+        answers = await asyncio.wait_for(resolver(host, port), timeout_seconds)
     except TimeoutError:
         raise ResolutionUnavailable(
-            f"host {host} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g}s"
+            f"host {host} did not resolve within {timeout_seconds:g}s"
         ) from None
     except OSError as error:
         if isinstance(error, socket.gaierror) and error.errno == socket.EAI_AGAIN:
