@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from imagegen import redisconn, resources
+from imagegen.api import redisconfig
 from imagegen.localcluster import (
     build,
     cluster,
@@ -150,7 +151,9 @@ def any_redis_url(request: pytest.FixtureRequest, redis_server: redis.LocalRedis
 
 async def empty_redis(url: str, *, decode_responses: bool) -> redisconn.Client:
     """A client of `url` built by the processes' own factory, its data emptied first."""
-    client = redisconn.connect_url(url, decode_responses=decode_responses)
+    client = redisconn.connect(
+        redisconfig.RedisSettings(url=url), decode_responses=decode_responses
+    )
     # FLUSHALL on a cluster client goes to every primary; on the single node it would also
     # empty the other tests' databases, so there only the scratch database is emptied.
     await (client.flushall() if url.startswith("redis+cluster") else client.flushdb())
