@@ -131,6 +131,20 @@ async def scratch_redis(redis_server: redis.LocalRedis) -> AsyncIterator[aioredi
 
 
 @pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.LocalTlsRedis]:
+    """A real redis-server that serves TLS with a certificate of a private CA and asks for
+    a password, as a managed production Redis does."""
+    server = redis.start_tls(workdir=tmp_path_factory.mktemp("redis-tls"), password="tls-s3cret")
+    yield server
+    server.stop()
+
+
+def tls_credentials(server: redis.LocalTlsRedis) -> redisconn.Credentials:
+    """What a client of the TLS Redis needs: its password and its private CA."""
+    return redisconn.Credentials(password=server.password, ca_pem=server.pki.ca_cert.read_text())
+
+
+@pytest.fixture(scope="session")
 def redis_cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[rediscluster.LocalRedisCluster]:
