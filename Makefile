@@ -84,10 +84,25 @@ manifests: crds chart-schema controlplane
 controlplane: $(BIN)/.installed
 	$(BIN)/imagegen controlplane
 
+# The Redis Cluster fixture needs Redis 7 or later (CLUSTER SHARDS) and redis-cli (it
+# forms the cluster); Debian's redis-server package brings both (redis-tools).
+REDIS_MIN_MAJOR := 7
 redis-server:
-	@command -v redis-server >/dev/null || { \
+	@{ command -v redis-server && command -v redis-cli; } >/dev/null || { \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			redis-server redis-tools >/dev/null; }
+	@version=$$(redis-server --version | sed -n 's/.* v=\([0-9][0-9.]*\).*/\1/p'); \
+	major=$${version%%.*}; \
+	if [ -z "$$major" ] || [ "$$major" -lt $(REDIS_MIN_MAJOR) ]; then \
+		echo "redis-server $${version:-of unknown version} at $$(command -v redis-server):" \
+			"the tests need Redis $(REDIS_MIN_MAJOR) or later (CLUSTER SHARDS);" \
+			"install a newer one (Debian 12 and later ship 7.x)" >&2; \
+		exit 1; \
+	fi
+	@command -v redis-cli >/dev/null || { \
+		echo "redis-cli is missing (it forms the test Redis Cluster): apt-get install redis-tools" >&2; \
+		exit 1; }
 
 # The batch UI's browser tests drive Debian's chromium (Playwright's own browser download
 # is not used: it cannot be fetched on the project's machines).

@@ -35,7 +35,7 @@ import time
 from redis import crc
 
 from imagegen import redisconn
-from imagegen.api import imagebatch, tenant
+from imagegen.api import imagebatch, redisconfig, tenant
 from imagegen.localcluster import redis as localredis
 from imagegen.localcluster import rediscluster
 from imagegen.queue import core, keys, model
@@ -92,8 +92,8 @@ def main() -> None:
 async def measure(
     *, single_url: str, cluster_url: str, items: int, workers: int, rounds: int
 ) -> list[Run]:
-    single = redisconn.connect_url(single_url)
-    cluster = redisconn.connect_url(cluster_url)
+    single = redisconn.connect(redisconfig.RedisSettings(url=single_url))
+    cluster = redisconn.connect(redisconfig.RedisSettings(url=cluster_url))
     best: dict[str, Run] = {}
     try:
         for _ in range(rounds):

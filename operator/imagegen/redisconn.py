@@ -1,18 +1,21 @@
 """The one place a Redis client is built: a single node or a Redis Cluster, from a
-`redisconfig.RedisConnection`, with TLS, timeouts and retries with backoff.
+`redisconfig.RedisSettings` and its `Credentials`, with TLS, timeouts and retries with
+backoff.
 
 Every process (operator, gateway, worker, sim) connects through `connect`, so they agree
-on what a URL means. Code that uses a client takes `Client` (either kind): the commands we
-use behave the same on both, as long as every multi-key call stays in one hash slot, which
-the keyspaces guarantee with hash tags. Sharded pub/sub (SPUBLISH/SSUBSCRIBE) works on
-both: a single node serves every shard channel itself.
+on what a URL means; the operator reads a region's password and CA through the apiserver,
+the others read theirs with `local_credentials`. Code that uses a client takes `Client`
+(either kind): the commands we use behave the same on both, as long as every multi-key
+call stays in one hash slot, which the keyspaces guarantee with hash tags. Sharded pub/sub
+(SPUBLISH/SSUBSCRIBE) works on both: a single node serves every shard channel itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import urllib.parse
+import dataclasses
+import pathlib
 from typing import Any
 
 import redis.asyncio
@@ -34,13 +37,25 @@ RETRIED_ERRORS: tuple[type[redis_errors.RedisError], ...] = (
 are Lua scripts or idempotent commands, so running one twice changes nothing."""
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """What a connection proves and checks beyond the settings: the password, and the CA
+    bundle that verifies the server's certificate."""
+
+    password: str | None = dataclasses.field(default=None, repr=False)
+    """Kept out of repr so that it never reaches a log."""
+    ca_pem: str | None = None
+    """PEM text of the CA bundle; None: the system's trust store."""
+
+
 def connect(
-    settings: redisconfig.RedisConnection,
+    settings: redisconfig.RedisSettings,
     *,
-    password: str | None = None,
+    credentials: Credentials | None = None,
     decode_responses: bool = False,
 ) -> Client:
     """A client of the Redis `settings` names; it connects on first use, not here."""
+    credentials = credentials or Credentials()
     address = settings.address
     retry = redis.asyncio.retry.Retry(
         backoff.ExponentialWithJitterBackoff(
@@ -51,14 +66,14 @@ def connect(
     )
     # What both kinds of client take alike; a cluster client passes it to each node's pool.
     common: dict[str, Any] = {
-        "password": password,
-        "ssl": address.tls,
-        "ssl_ca_certs": None if settings.ca_file is None else str(settings.ca_file),
+        "password": credentials.password,
         "socket_timeout": settings.command_timeout_seconds,
         "socket_connect_timeout": settings.connect_timeout_seconds,
         "retry": retry,
         "decode_responses": decode_responses,
     }
+    if address.tls:
+        common |= {"ssl": True, "ssl_ca_data": credentials.ca_pem}
     if address.cluster:
         return redis.asyncio.RedisCluster(
             startup_nodes=[
@@ -70,35 +85,29 @@ def connect(
     return redis.asyncio.Redis(host=node.host, port=node.port, db=address.db, **common)
 
 
-def connect_url(
-    url: str,
-    *,
-    password: str | None = None,
-    timeout_seconds: float | None = None,
-    decode_responses: bool = False,
-) -> Client:
-    """`connect` for a process given only a URL (a flag, or a whole URL kept in a Secret),
-    with the default retries; `timeout_seconds` bounds both connecting and each command.
+def local_credentials(
+    connection: redisconfig.RedisConnection, *, password: str | None = None
+) -> Credentials:
+    """The credentials of a process whose CA bundle and password are files of its own
+    (`caFile`, `passwordFile`), or whose password came from its environment (`password`).
 
-    A password inside the URL (`redis://:PASSWORD@host`) is taken out and used, for a URL
-    that comes from a Secret; `password` wins over it.
+    Read once, at start: a missing file is a ValueError naming the field, not a connection
+    error repeated by every retry.
     """
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, hosts = rest.rpartition("@")
-    if at:
-        url = scheme + sep + hosts
-        password = password or urllib.parse.unquote(userinfo.partition(":")[2]) or None
-    timeouts: dict[str, float] = {}
-    if timeout_seconds is not None:
-        timeouts = {
-            "connect_timeout_seconds": timeout_seconds,
-            "command_timeout_seconds": timeout_seconds,
-        }
-    return connect(
-        redisconfig.RedisConnection(url=url, **timeouts),
-        password=password,
-        decode_responses=decode_responses,
-    )
+    if password is not None and connection.password_file is not None:
+        raise ValueError("passwordFile: set, and a password came from the environment too")
+    if connection.password_file is not None:
+        text = _read(connection.password_file, field="passwordFile")
+        password = text.removesuffix("\n").removesuffix("\r")
+    ca_pem = None if connection.ca_file is None else _read(connection.ca_file, field="caFile")
+    return Credentials(password=password or None, ca_pem=ca_pem)
+
+
+def _read(path: pathlib.Path, *, field: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise ValueError(f"{field}: cannot read {path}: {error.strerror}") from None
 
 
 class ShardedSubscriber:

@@ -128,8 +128,8 @@ async def connect(
                 rate_limit.burst, rate_limit.burst / rate_limit.requests_per_second
             ),
             redis=redisconn.connect(
-                region.redis,
-                password=await _redis_password(
+                config.operator_redis(region),
+                credentials=await _redis_credentials(
                     region=region,
                     management=management,
                     default_namespace=config.operator_namespace,
@@ -174,24 +174,59 @@ async def _store_credentials(
     return stores.Credentials(access_key_id=values[0], secret_access_key=values[1])
 
 
-async def _redis_password(
+async def _redis_credentials(
     *,
     region: operatorconfig.Region,
     management: lightkube.AsyncClient,
     default_namespace: str,
-) -> str | None:
-    """The Redis password from the management cluster's copy of passwordSecret, if set."""
-    reference = region.redis.password_secret
-    if reference is None:
-        return None
-    return (
-        await _secret_value(
-            reference=reference,
+) -> redisconn.Credentials:
+    """The Redis password and CA bundle from the management cluster's copies of the
+    region's passwordSecret and ca, where set."""
+    password = ca_pem = None
+    if region.redis.password_secret is not None:
+        password = (
+            await _secret_value(
+                reference=region.redis.password_secret,
+                management=management,
+                default_namespace=default_namespace,
+                what=f"region {region.name} redis password",
+            )
+        ).decode()
+    if region.redis.ca is not None:
+        ca_pem = await _ca_bundle(
+            reference=region.redis.ca,
             management=management,
             default_namespace=default_namespace,
-            what=f"region {region.name} redis password",
+            what=f"region {region.name} redis CA",
         )
-    ).decode()
+    return redisconn.Credentials(password=password, ca_pem=ca_pem)
+
+
+async def _ca_bundle(
+    *,
+    reference: operatorconfig.CaBundleRef,
+    management: lightkube.AsyncClient,
+    default_namespace: str,
+    what: str,
+) -> str:
+    namespace = reference.namespace or default_namespace
+    if reference.secret is not None:
+        return (
+            await _secret_value(
+                reference=operatorconfig.SecretKeyRef(
+                    name=reference.secret, key=reference.key, namespace=namespace
+                ),
+                management=management,
+                default_namespace=default_namespace,
+                what=what,
+            )
+        ).decode()
+    assert reference.config_map is not None, "the config model requires one source"
+    found = await management.get(core_v1.ConfigMap, reference.config_map, namespace=namespace)
+    value = (found.data or {}).get(reference.key)
+    if value is None:
+        raise KeyError(f"{what}: ConfigMap {reference.config_map} has no key {reference.key!r}")
+    return str(value)
 
 
 async def _secret_value(

@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from imagegen import redisconn, resources
+from imagegen.api import redisconfig
 from imagegen.localcluster import (
     build,
     cluster,
@@ -130,6 +131,20 @@ async def scratch_redis(redis_server: redis.LocalRedis) -> AsyncIterator[aioredi
 
 
 @pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.LocalTlsRedis]:
+    """A real redis-server that serves TLS with a certificate of a private CA and asks for
+    a password, as a managed production Redis does."""
+    server = redis.start_tls(workdir=tmp_path_factory.mktemp("redis-tls"), password="tls-s3cret")
+    yield server
+    server.stop()
+
+
+def tls_credentials(server: redis.LocalTlsRedis) -> redisconn.Credentials:
+    """What a client of the TLS Redis needs: its password and its private CA."""
+    return redisconn.Credentials(password=server.password, ca_pem=server.pki.ca_cert.read_text())
+
+
+@pytest.fixture(scope="session")
 def redis_cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[rediscluster.LocalRedisCluster]:
@@ -150,7 +165,9 @@ def any_redis_url(request: pytest.FixtureRequest, redis_server: redis.LocalRedis
 
 async def empty_redis(url: str, *, decode_responses: bool) -> redisconn.Client:
     """A client of `url` built by the processes' own factory, its data emptied first."""
-    client = redisconn.connect_url(url, decode_responses=decode_responses)
+    client = redisconn.connect(
+        redisconfig.RedisSettings(url=url), decode_responses=decode_responses
+    )
     # FLUSHALL on a cluster client goes to every primary; on the single node it would also
     # empty the other tests' databases, so there only the scratch database is emptied.
     await (client.flushall() if url.startswith("redis+cluster") else client.flushdb())

@@ -47,7 +47,7 @@ class GatewayProcess:
             "host": "127.0.0.1",
             "port": process.free_port(),
             "kubeconfig": str(self.kubeconfig),
-            "redis_url": self.redis_url,
+            "redis": {"url": self.redis_url},
             "webhook_allowlist": list(self.webhook_allowlist),
         }
         if self.images_dir is not None:

@@ -2,7 +2,8 @@
 deeper than any batch, a body too large, Redis gone while a stream is asked for, and an
 Idempotency-Key whose record Redis lost. Each is a problem document the client can act
 on, never a 500, a dropped connection or a duplicate batch, and every authenticated
-request that reached its body is charged to the rate limit."""
+request that reached its body is charged to the rate limit. Its limits and idempotency
+records also hold on a Redis Cluster and on a TLS Redis of a private CA."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync import client as ws_client
 
 from imagegen.gateway import keyspace
-from imagegen.localcluster import redis
-from tests.integration import gatewayproc
+from imagegen.localcluster import redis, rediscluster
+from tests.integration import gatewayproc, waiting
 from tests.integration.conftest import GATEWAY_REDIS_DB
 from tests.integration.gatewayworld import GatewayWorld
 
@@ -117,3 +118,62 @@ def test_an_idempotent_submission_whose_record_was_lost_is_replayed_not_duplicat
     assert other.status_code == 422, other.text
     assert other.json()["type"].endswith("/idempotency-key-reused")
     assert [b["metadata"]["name"] for b in gateway_world.batches(tenant)] == [first.json()["id"]]
+
+
+@pytest.fixture(params=["cluster", "tls"])
+def gateway_elsewhere(
+    request: pytest.FixtureRequest, gateway_world: GatewayWorld, tmp_path: pathlib.Path
+) -> Iterator[gatewayproc.GatewayProcess]:
+    """A second gateway on the same cluster whose management Redis is the 12-node Redis
+    Cluster, or a TLS Redis of a private CA with a password (the settings file names the
+    CA and password files, as the chart writes it). It delivers no webhooks: the session's
+    gateway does."""
+    if request.param == "cluster":
+        cluster: rediscluster.LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        settings: dict[str, object] = {"url": cluster.url}
+    else:
+        tls: redis.LocalTlsRedis = request.getfixturevalue("tls_redis")
+        password = tmp_path / "redis-password"
+        password.touch(mode=0o600)
+        password.write_text(tls.password)
+        settings = {"url": tls.url, "caFile": str(tls.pki.ca_cert), "passwordFile": str(password)}
+    gateway = gatewayproc.GatewayProcess(
+        kubeconfig=gateway_world.gateway.kubeconfig,
+        redis_url=str(settings["url"]),
+        workdir=tmp_path / "gateway",
+        extra_settings={"redis": settings, "webhooks_enabled": False},
+    )
+    try:
+        gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()
+    assert "Traceback" not in gateway.log(), gateway.log()[-4000:]
+
+
+def test_limits_and_idempotency_hold_on_a_redis_cluster_and_over_tls(
+    gateway_world: GatewayWorld, gateway_elsewhere: gatewayproc.GatewayProcess
+) -> None:
+    """The single node is the session gateway's (test_gateway_api); here the same limiter
+    and idempotency records live in a Redis Cluster's slots, or behind TLS."""
+    tenant, key = gateway_world.ready_tenant("elsewhere", requests_per_minute=1, burst=8)
+    body = {"items": [{"prompt": "a gull"}]}
+    with httpx.Client(
+        base_url=gateway_elsewhere.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as http:
+        # An unknown key is refused before the limit: only the 200 spends one request.
+        waiting.until(
+            lambda: http.get("/api/v1/batches").status_code == 200,
+            timeout=60,
+            what="the second gateway accepts the key",
+        )
+        first = http.post(SUBMIT, json=body, headers={"Idempotency-Key": "order-9"})
+        again = http.post(SUBMIT, json=body, headers={"Idempotency-Key": "order-9"})
+        codes = [http.get("/api/v1/batches/x").status_code for _ in range(5)]
+        refused = http.get("/api/v1/batches/x")
+    assert (first.status_code, again.status_code) == (202, 202), again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert [b["metadata"]["name"] for b in gateway_world.batches(tenant)] == [first.json()["id"]]
+    assert codes == [404] * 5
+    assert refused.status_code == 429
+    assert refused.headers["x-ratelimit-remaining"] == "0"

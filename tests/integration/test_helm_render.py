@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from imagegen.api import operatorconfig
+from imagegen.gateway import settings as settings_model
 from imagegen.localcluster import helmchart
 from tests.integration import helmtool
 from tests.integration.helmtool import CHART, NAMESPACE, THREE_REGIONS, find
@@ -90,6 +91,12 @@ def test_helm_lint_is_clean(helm: helmtool.Helm, values: list[str]) -> None:
         (["--set", "mode=satellite"], "/mode"),
         (["--set", "regions=null"], "regions"),
         (["--set", "regions[0].redis.url=http://redis:6379"], "/regions/0/redis/url"),
+        (
+            ["--set", "regions[0].redis.ca.secret=a", "--set", "regions[0].redis.ca.configMap=b"],
+            "/regions/0/redis/ca",
+        ),
+        (["--set", "gateway.redis.ca.configMap=Not_A_Name"], "/gateway/redis/ca"),
+        (["--set-json", "gateway.redis.retry.attempts=11"], "/gateway/redis/retry/attempts"),
         (["--set", "operator.replicas=2"], "replicas"),
         (["--set", "config.driftCheckSeconds=0"], "/config/driftCheckSeconds"),
         (["--set-string", "argocd.healthChecks=yes"], "/argocd/healthChecks"),
@@ -103,6 +110,9 @@ def test_helm_lint_is_clean(helm: helmtool.Helm, values: list[str]) -> None:
         "unknown-mode",
         "no-regions",
         "redis-url-not-redis",
+        "region-ca-from-two-places",
+        "gateway-ca-not-a-name",
+        "gateway-redis-retries-over-10",
         "operator-is-one-replica",
         "drift-check-zero",
         "argocd-health-checks-not-a-boolean",
@@ -144,6 +154,7 @@ def test_three_regions_are_reached_through_kubeconfig_secrets(helm: helmtool.Hel
         assert region.kubeconfig_secret is not None
         assert region.kubeconfig_secret.name == f"region-{region.name}-kubeconfig"
         assert region.redis.password_secret is not None
+        assert region.redis.ca == operatorconfig.CaBundleRef(secret=f"region-{region.name}-redis")
     assert config.drift_check_seconds == 60
 
 
@@ -233,12 +244,91 @@ def test_the_trial_redis_is_off_in_the_three_region_values(helm: helmtool.Helm) 
             "name": "IMAGEGEN_GATEWAY_REDIS_URL",
             "value": "rediss+cluster://redis-0.management.example.internal:6379,"
             "redis-1.management.example.internal:6379",
+        }
+    ]
+
+
+def test_the_trial_redis_keeps_an_append_only_file_flushed_every_second(
+    helm: helmtool.Helm,
+) -> None:
+    """What README promises of a Redis crash: at most the last second of writes."""
+    redis = find(helm.template(), "Deployment", "imagegen-redis")
+    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    settings = dict(zip(args[::2], args[1::2], strict=True))
+    assert settings["--appendonly"] == "yes"
+    assert settings["--appendfsync"] == "everysec"
+
+
+def test_the_management_redis_password_and_ca_are_files_of_a_projected_volume(
+    helm: helmtool.Helm,
+) -> None:
+    objects = helm.template(
+        "--set", "gateway.redis.url=rediss://redis.management.internal:6380/0",
+        "--set", "gateway.redis.passwordSecret.name=management-redis",
+        "--set", "gateway.redis.passwordSecret.key=password",
+        "--set", "gateway.redis.ca.configMap=management-redis-ca",
+        "--set-json", "gateway.redis.commandTimeoutSeconds=1.5",
+        "--set-json", 'gateway.redis.retry={"attempts": 5}',
+    )  # fmt: skip
+    settings = yaml.safe_load(
+        find(objects, "ConfigMap", "imagegen-gateway-config")["data"]["settings.yaml"]
+    )
+    assert settings["redis"] == {
+        "caFile": "/etc/imagegen/redis/ca.crt",
+        "passwordFile": "/etc/imagegen/redis/password",
+        "commandTimeoutSeconds": 1.5,
+        "retry": {"attempts": 5},
+    }
+    pod = find(objects, "Deployment", "imagegen-gateway")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "redis", "mountPath": "/etc/imagegen/redis", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["redis"]["projected"]["sources"] == [
+        {
+            "secret": {
+                "name": "management-redis",
+                "items": [{"key": "password", "path": "password"}],
+            }
         },
         {
-            "name": "IMAGEGEN_GATEWAY_REDIS_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": "management-redis", "key": "password"}},
+            "configMap": {
+                "name": "management-redis-ca",
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            }
         },
     ]
+    (url,) = container["env"]
+    assert url == {
+        "name": "IMAGEGEN_GATEWAY_REDIS_URL",
+        "value": "rediss://redis.management.internal:6380/0",
+    }
+    # What the gateway makes of the file and its environment.
+    gateway = settings_model.GatewaySettings.model_validate(
+        {**settings, "redis": {**settings["redis"], "url": url["value"]}}
+    )
+    assert gateway.redis.command_timeout_seconds == 1.5
+
+
+def test_a_redis_url_held_in_a_secret_reaches_the_gateway_only_by_reference(
+    helm: helmtool.Helm,
+) -> None:
+    objects = helm.template(
+        "--set", "gateway.redis.urlSecret.name=management-redis-url",
+        "--set", "gateway.redis.urlSecret.key=url",
+    )  # fmt: skip
+    gateway = find(objects, "Deployment", "imagegen-gateway")
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [
+        {
+            "name": "IMAGEGEN_GATEWAY_REDIS_URL",
+            "valueFrom": {"secretKeyRef": {"name": "management-redis-url", "key": "url"}},
+        }
+    ]
+    settings = find(objects, "ConfigMap", "imagegen-gateway-config")["data"]["settings.yaml"]
+    assert "redis" not in yaml.safe_load(settings)
 
 
 def test_the_gateway_settings_file_holds_what_the_chart_decides(helm: helmtool.Helm) -> None:
@@ -246,7 +336,7 @@ def test_the_gateway_settings_file_holds_what_the_chart_decides(helm: helmtool.H
     settings = yaml.safe_load(
         find(objects, "ConfigMap", "imagegen-gateway-config")["data"]["settings.yaml"]
     )
-    assert settings == {
+    assert {key: value for key, value in settings.items() if key != "redis"} == {
         "host": "0.0.0.0",  # noqa: S104 (a pod serves on every interface)
         "port": 8080,
         "operator_namespace": NAMESPACE,
@@ -280,7 +370,11 @@ def test_the_gateway_settings_file_holds_what_the_chart_decides(helm: helmtool.H
         "gateway",
         "--config=/etc/imagegen/settings.yaml",
     ]
-    assert "redis" not in yaml.safe_dump(settings), "a Redis URL may carry a password"
+    # A Redis URL may carry a password: it is never in the settings file.
+    assert settings.get("redis") == {
+        "caFile": "/etc/imagegen/redis/ca.crt",
+        "passwordFile": "/etc/imagegen/redis/password",
+    }
     # Each region's store keys as files, from its Secret; never in env, args or settings.
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in gateway["spec"]["template"]["spec"]["volumes"]}

@@ -8,17 +8,19 @@ import asyncio
 import pathlib
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
+from imagegen import redisconn
+from imagegen.api import redisconfig
 from imagegen.localcluster import process
 from imagegen.localcluster import redis as localredis
 from imagegen.queue import core, keys, model, payload
 from tests.integration import fakeopenai, workerproc
-from tests.integration.conftest import SCRATCH_DB
+from tests.integration.conftest import SCRATCH_DB, tls_credentials
 
 """The operator's tests use DB 0 and the queue's DB 9 of the same server."""
 UID = "3d8f7a52-1c1e-4c59-9a0b-5e2f4b6c7d80"
@@ -216,6 +218,54 @@ async def test_readiness_fails_while_redis_is_unreachable_but_the_worker_lives(
 
     assert (status, body) == (503, "redis unreachable (ConnectionError)\n")
     assert (await worker.probe("/healthz"))[0] == 200
+    worker.signal(signal.SIGTERM)
+    assert await worker.exit_code() == 0
+
+
+@pytest.fixture
+async def tls_queue(tls_redis: localredis.LocalTlsRedis) -> AsyncIterator[core.Queue]:
+    """The pool's queue on the TLS Redis with a private CA and a password, emptied first."""
+    client = redisconn.connect(
+        redisconfig.RedisSettings(url=tls_redis.url), credentials=tls_credentials(tls_redis)
+    )
+    await client.flushdb()
+    yield core.Queue(redis=client, pool=keys.dedicated(tenant="acme"))
+    await client.aclose()
+
+
+async def test_a_worker_reaches_a_tls_redis_of_a_private_ca_with_its_password(
+    tls_redis: localredis.LocalTlsRedis,
+    tls_queue: core.Queue,
+    workers: workerproc.Workers,
+    storage: pathlib.Path,
+) -> None:
+    """As the worker Deployment runs it: the URL, the CA file and the password from env."""
+    ids = await enqueue(tls_queue, 4)
+    workers.redis_url = tls_redis.url
+    await workers.start(
+        env={
+            "IMAGEGEN_REDIS_CA_FILE": str(tls_redis.pki.ca_cert),
+            "IMAGEGEN_REDIS_PASSWORD": tls_redis.password,
+        }
+    )
+
+    progress = await until(tls_queue, finished)
+
+    assert (progress.succeeded, progress.failed) == (4, 0)
+    assert image_files(storage) == [f"{item_id}.png" for item_id in ids]
+
+
+async def test_without_the_private_ca_a_worker_does_not_trust_the_tls_redis(
+    tls_redis: localredis.LocalTlsRedis, workers: workerproc.Workers
+) -> None:
+    workers.redis_url = tls_redis.url
+    worker = await workers.start(env={"IMAGEGEN_REDIS_PASSWORD": tls_redis.password}, ready=False)
+
+    status, body = await worker.probe("/readyz")
+
+    assert status == 503
+    assert body.startswith("redis unreachable"), body
+    assert "certificate verify failed" in worker.log()
     worker.signal(signal.SIGTERM)
     assert await worker.exit_code() == 0
 

@@ -6,7 +6,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from imagegen.api import objectstore, operatorconfig, podprofile, tenant
+from imagegen.api import objectstore, operatorconfig, podprofile, redisconfig, tenant
 from imagegen.render import labels, output, pool, profile
 from tests import builders
 
@@ -31,6 +31,16 @@ PROFILE = podprofile.PROFILE_ANNOTATION
 # The default profile: the config's requests and limits, nothing else.
 DEFAULT_DIGEST = profile.digest(profile.resolve(workers=tenant.Workers(), config=CONFIG))
 METADATA = {"name": "worker-metaphysical", "namespace": "imagegen-workers", "labels": OWN_LABELS}
+# Every setting of the region's Redis, spelled out: a worker image of another version may
+# have other defaults.
+REDIS_ENV = [
+    {"name": "IMAGEGEN_REDIS_URL", "value": "redis://127.0.0.1:6379/0"},
+    {"name": "IMAGEGEN_REDIS_CONNECT_TIMEOUT_SECONDS", "value": "3.0"},
+    {"name": "IMAGEGEN_REDIS_COMMAND_TIMEOUT_SECONDS", "value": "5.0"},
+    {"name": "IMAGEGEN_REDIS_RETRY_ATTEMPTS", "value": "3"},
+    {"name": "IMAGEGEN_REDIS_RETRY_BACKOFF_BASE_SECONDS", "value": "0.05"},
+    {"name": "IMAGEGEN_REDIS_RETRY_BACKOFF_CAP_SECONDS", "value": "1.0"},
+]
 
 
 def metaphysical() -> builders.TenantBuilder:
@@ -142,7 +152,7 @@ def test_deployment_of_a_priority_tenant_in_us_east() -> None:
                                 {"name": "IMAGEGEN_TENANT", "value": "metaphysical"},
                                 {"name": "IMAGEGEN_REGION", "value": "us-east"},
                                 {"name": "IMAGEGEN_TIER", "value": "priority"},
-                                {"name": "IMAGEGEN_REDIS_URL", "value": "redis://127.0.0.1:6379/0"},
+                                *REDIS_ENV,
                                 {"name": "IMAGEGEN_PROVIDERS", "value": "local"},
                                 {"name": "IMAGEGEN_CONCURRENCY", "value": "4"},
                                 {
@@ -365,6 +375,80 @@ def test_no_redis_password_variable_without_a_password_secret() -> None:
     assert "IMAGEGEN_REDIS_PASSWORD" not in {variable["name"] for variable in env}
 
 
+@pytest.mark.parametrize(
+    ("ca", "source"),
+    [
+        (
+            {"secret": "redis-tls", "key": "tls-ca.pem"},
+            {
+                "secret": {
+                    "secretName": "redis-tls",
+                    "items": [{"key": "tls-ca.pem", "path": "ca.crt"}],
+                }
+            },
+        ),
+        (
+            {"configMap": "redis-ca"},
+            {"configMap": {"name": "redis-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        ),
+    ],
+    ids=["secret", "config-map"],
+)
+def test_a_private_redis_ca_is_mounted_and_named_to_the_worker(
+    ca: dict[str, str], source: dict[str, Any]
+) -> None:
+    regions = CONFIG.model_dump(mode="json")["regions"]
+    regions[0]["redis"] = {
+        "url": "rediss+cluster://redis-0.us-east:6380,redis-1.us-east:6380",
+        "ca": ca,
+        "commandTimeoutSeconds": 7,
+        "retry": {"attempts": 5},
+    }
+    pod = render(metaphysical(), config=config_with(regions=regions))["Deployment"]["spec"][
+        "template"
+    ]["spec"]
+    container = pod["containers"][0]
+    redis_env = {v["name"]: v["value"] for v in container["env"] if "REDIS" in v["name"]}
+
+    assert redis_env == {
+        "IMAGEGEN_REDIS_URL": "rediss+cluster://redis-0.us-east:6380,redis-1.us-east:6380",
+        "IMAGEGEN_REDIS_CONNECT_TIMEOUT_SECONDS": "3.0",
+        "IMAGEGEN_REDIS_COMMAND_TIMEOUT_SECONDS": "7.0",
+        "IMAGEGEN_REDIS_RETRY_ATTEMPTS": "5",
+        "IMAGEGEN_REDIS_RETRY_BACKOFF_BASE_SECONDS": "0.05",
+        "IMAGEGEN_REDIS_RETRY_BACKOFF_CAP_SECONDS": "1.0",
+        "IMAGEGEN_REDIS_CA_FILE": "/etc/imagegen/redis-ca/ca.crt",
+    }
+    assert {"name": "redis-ca", **source} in pod["volumes"]
+    assert {
+        "name": "redis-ca",
+        "mountPath": "/etc/imagegen/redis-ca",
+        "readOnly": True,
+    } in container["volumeMounts"]
+
+
+def test_the_rendered_redis_variables_are_what_the_worker_reads() -> None:
+    """The Deployment's env, read back as the worker's flags read it, is the region's Redis."""
+    regions = CONFIG.model_dump(mode="json")["regions"]
+    regions[0]["redis"] = {"url": "rediss://redis.us-east:6380/2", "ca": {"secret": "ca"}}
+    config = config_with(regions=regions)
+    env = render(metaphysical(), config=config)["Deployment"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    variables = {v["name"]: v["value"] for v in env if "value" in v}
+
+    read = redisconfig.from_options(
+        {option: variables.get(redisconfig.variable(option)) for option in redisconfig.OPTIONS}
+    )
+
+    assert redisconfig.RedisSettings.model_validate(
+        read.model_dump(include=set(redisconfig.RedisSettings.model_fields))
+    ) == redisconfig.RedisSettings.model_validate(
+        config.regions[0].redis.model_dump(include=set(redisconfig.RedisSettings.model_fields))
+    )
+    assert str(read.ca_file) == "/etc/imagegen/redis-ca/ca.crt"
+
+
 # Labels
 
 
@@ -443,7 +527,7 @@ def test_shared_pool_is_sized_by_the_config_and_belongs_to_no_tenant() -> None:
     assert container["args"] == ["worker", "--region", "eu-west", "--pool", "shared"]
     assert [variable["name"] for variable in container["env"]] == [
         "IMAGEGEN_REGION",
-        "IMAGEGEN_REDIS_URL",
+        *[variable["name"] for variable in REDIS_ENV],
         "IMAGEGEN_PROVIDERS",
         "IMAGEGEN_CONCURRENCY",
         "IMAGEGEN_STORAGE_DIR",

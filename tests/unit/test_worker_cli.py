@@ -1,17 +1,19 @@
 """`imagegen worker`: flags, their IMAGEGEN_* defaults, and settings checked before start."""
 
 import asyncio
+import pathlib
 import re
 
 import pytest
 
-from imagegen import cli
+from imagegen import cli, redisconn
+from imagegen.api import redisconfig
 from imagegen.worker import loop
 
 ENV = (
     "IMAGEGEN_REGION",
     "IMAGEGEN_TENANT",
-    "IMAGEGEN_REDIS_URL",
+    *(redisconfig.variable(option) for option in redisconfig.OPTIONS),
     "IMAGEGEN_REDIS_PASSWORD",
     "IMAGEGEN_PROVIDERS",
     "IMAGEGEN_CONCURRENCY",
@@ -46,7 +48,7 @@ def test_flags_become_the_workers_settings(started: list[loop.WorkerSettings]) -
 
     assert code == 0
     [settings] = started
-    assert (settings.region, settings.pool, settings.redis_url) == (
+    assert (settings.region, settings.pool, settings.redis.url) == (
         "us-east",
         "dedicated-acme",
         "redis://redis:6379/1",
@@ -72,9 +74,34 @@ def test_the_deployments_variables_are_the_defaults(
 
     [settings] = started
     assert (settings.region, settings.pool, settings.concurrency) == ("eu-west", "shared", 6)
-    assert settings.redis_url == "redis://redis.eu-west:6379/0"
-    assert settings.redis_password == "s3cret"
+    assert settings.redis.url == "redis://redis.eu-west:6379/0"
+    assert settings.redis_credentials.password == "s3cret"
     assert "s3cret" not in repr(settings)
+
+
+def test_every_redis_setting_comes_from_its_flag_or_variable(
+    started: list[loop.WorkerSettings], monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "ca.crt").write_text("PEM")
+    monkeypatch.setenv("IMAGEGEN_REDIS_URL", "rediss+cluster://a:6380,b:6380")
+    monkeypatch.setenv("IMAGEGEN_REDIS_CA_FILE", str(tmp_path / "ca.crt"))
+    monkeypatch.setenv("IMAGEGEN_REDIS_COMMAND_TIMEOUT_SECONDS", "7")
+    monkeypatch.setenv("IMAGEGEN_REDIS_RETRY_ATTEMPTS", "5")
+
+    code = cli.main(
+        ["worker", "--region", "r", "--pool", "shared", "--redis-connect-timeout-seconds", "1.5"]
+    )
+
+    assert code == 0
+    [settings] = started
+    assert settings.redis == redisconfig.RedisConnection(
+        url="rediss+cluster://a:6380,b:6380",
+        ca_file=tmp_path / "ca.crt",
+        connect_timeout_seconds=1.5,
+        command_timeout_seconds=7,
+        retry=redisconfig.Retry(attempts=5),
+    )
+    assert settings.redis_credentials == redisconn.Credentials(ca_pem="PEM")
 
 
 @pytest.mark.parametrize(
@@ -105,6 +132,14 @@ def test_bad_flags_are_refused_by_the_parser(
         (["--tenant", "Acme"], r"--tenant 'Acme': not a Tenant name"),
         (["--tenant", "acme", "--providers", "local,dalle"], r"providers: .*dalle"),
         (["--tenant", "acme", "--providers", "local,local"], r"providers: must be distinct"),
+        (
+            ["--tenant", "acme", "--redis-retry-attempts", "99"],
+            r"--redis-retry-attempts \(IMAGEGEN_REDIS_RETRY_ATTEMPTS\): .*less than or equal",
+        ),
+        (
+            ["--tenant", "acme", "--redis-url", "rediss://r", "--redis-ca-file", "/nowhere"],
+            r"caFile: cannot read /nowhere: No such file",
+        ),
     ],
 )
 def test_bad_settings_exit_2_with_a_message_naming_them(

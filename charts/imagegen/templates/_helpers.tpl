@@ -64,7 +64,26 @@ capabilities:
 {{- $_ := set $owned "stores" $stores -}}
 {{- $_ := set $owned "store_credentials_dir" "/etc/imagegen/stores" -}}
 {{- end }}
+{{- $redis := include "imagegen.gatewayRedisSettings" . | fromYaml -}}
+{{- if $redis }}
+{{- $_ := set $owned "redis" $redis -}}
+{{- end }}
 {{ toYaml (merge $owned (deepCopy .Values.gateway.settings)) }}
+{{- end }}
+
+{{/* The settings file's `redis` (gateway/settings.py GatewayRedis): gateway.redis's
+timeouts and retries, and the files of its CA bundle and password. The URL is not in it:
+it comes from the environment, since it may come whole from a Secret. */}}
+{{- define "imagegen.gatewayRedisSettings" -}}
+{{- $values := .Values.gateway.redis -}}
+{{- $redis := pick $values "connectTimeoutSeconds" "commandTimeoutSeconds" "retry" -}}
+{{- if $values.ca }}
+{{- $_ := set $redis "caFile" "/etc/imagegen/redis/ca.crt" -}}
+{{- end }}
+{{- if $values.passwordSecret }}
+{{- $_ := set $redis "passwordFile" "/etc/imagegen/redis/password" -}}
+{{- end }}
+{{- if $redis }}{{ toYaml $redis }}{{ end }}
 {{- end }}
 
 {{/* The management Redis the gateway uses: the values' URL, else the bundled one. */}}

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from imagegen.api import crd, meta, operatorconfig, tenant
+from imagegen.api import crd, meta, operatorconfig, redisconfig, tenant
 
 # The chart sets these config fields itself: the release namespace, and regions from
 # their own value.
@@ -52,6 +52,50 @@ _RESOURCES: Final = _obj(
     {"requests": _PASSTHROUGH_OBJECT, "limits": _PASSTHROUGH_OBJECT},
     description="Container resources, as a Pod spec writes them.",
 )
+
+
+_CA_REF: Final = {
+    "description": "A CA bundle (PEM) in the release namespace: {secret: name, key} or"
+    " {configMap: name, key} (key defaults to ca.crt), or {} for the system's trust store.",
+    "anyOf": [
+        {"type": "object", "maxProperties": 0},
+        *(
+            _obj(
+                {
+                    source: _string(f"{kind} name.", pattern=meta.DNS_LABEL_PATTERN),
+                    "key": _string(f"Key within the {kind}.", pattern=r"^[-._a-zA-Z0-9]+$"),
+                },
+                required=[source],
+            )
+            for source, kind in (("secret", "Secret"), ("configMap", "ConfigMap"))
+        ),
+    ],
+}
+
+
+def _gateway_redis() -> dict[str, Any]:
+    """The management Redis: the URL (or a Secret holding it), the password and CA from
+    the release namespace, and the timeouts and retries of the settings model."""
+    settings = redisconfig.RedisSettings.model_json_schema(by_alias=True)["properties"]
+    # Without the model's defaults: the gateway has its own (gateway/settings.py GatewayRedis).
+    shared = {
+        name: {key: value for key, value in _without_titles(field).items() if key != "default"}
+        for name, field in settings.items()
+        if name != "url"
+    }
+    return _obj(
+        {
+            "url": _string(
+                "The management Redis (a URL as redisconfig.RedisSettings takes it); empty"
+                " for the bundled one.",
+                pattern=f"^$|{redisconfig.URL_PATTERN}",
+            ),
+            "urlSecret": _SECRET_REF,
+            "passwordSecret": _SECRET_REF,
+            "ca": _CA_REF,
+            **shared,
+        }
+    )
 
 
 def _scheduling() -> dict[str, Any]:
@@ -137,16 +181,7 @@ def _chart_properties() -> dict[str, Any]:
                         ),
                     }
                 ),
-                "redis": _obj(
-                    {
-                        "url": _string(
-                            "The management Redis; empty for the bundled one.",
-                            pattern=r"^(rediss?(\+cluster)?://[^:@/]+(:[0-9]+)?(,[^:@/,]+(:[0-9]+)?)*(/[0-9]+)?)?$",
-                        ),
-                        "urlSecret": _SECRET_REF,
-                        "passwordSecret": _SECRET_REF,
-                    }
-                ),
+                "redis": _gateway_redis(),
                 "resources": _RESOURCES,
                 "podDisruptionBudget": _obj(
                     {"enabled": {"type": "boolean"}, "minAvailable": {"type": "integer"}}

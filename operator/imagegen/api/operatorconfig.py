@@ -35,11 +35,52 @@ class SecretKeyRef(meta.Model):
     the operator read Secrets only there: another namespace needs a Role of your own."""
 
 
-class RegionRedis(redisconfig.RedisConnection):
-    """How the operator and the workers of a region reach its Redis (one node or a cluster)."""
+class CaBundleRef(meta.Model):
+    """A PEM CA bundle, one key of a Secret or of a ConfigMap (set exactly one of them),
+    read where the consumer runs."""
+
+    # The same rule for Helm's values schema, which is generated from this model.
+    model_config = pydantic.ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["secret"]}, {"required": ["configMap"]}]}
+    )
+
+    secret: meta.DnsLabel | None = None
+    """Name of a Secret holding the bundle (cert-manager writes `ca.crt` into its
+    certificate Secrets)."""
+    config_map: meta.DnsLabel | None = None
+    """Name of a ConfigMap holding the bundle (trust-manager's Bundles, or your own)."""
+    key: Annotated[str, pydantic.Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "ca.crt"
+    """Key of the bundle within the Secret or ConfigMap."""
+    namespace: meta.DnsLabel | None = None
+    """Namespace of the operator's copy; the operator's own namespace when omitted."""
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.secret is None) == (self.config_map is None):
+            raise ValueError("set exactly one of secret, configMap")
+        return self
+
+
+class RegionRedis(redisconfig.RedisSettings):
+    """How the operator and the workers of a region reach its Redis (one node or a cluster).
+
+    The workers get every setting from their Deployment. The password and the CA bundle
+    are read in two places, so the same Secret (and ConfigMap) must exist in both: the
+    management cluster's operator namespace, where the operator reads it through the
+    apiserver, and the region's workers namespace, where the worker pods take it.
+    """
 
     password_secret: SecretKeyRef | None = None
-    """Secret in the regional cluster's workers namespace holding the Redis password."""
+    """Secret holding the Redis password (its `namespace`, if set, is the operator's copy)."""
+    ca: CaBundleRef | None = None
+    """CA bundle that signed the Redis's certificates, for a rediss:// URL with a private
+    CA; the system's trust store when omitted."""
+
+    @pydantic.model_validator(mode="after")
+    def _ca_only_with_tls(self) -> Self:
+        if self.ca is not None and not self.address.tls:
+            raise ValueError("ca: set for a plain URL; a CA needs rediss:// (TLS)")
+        return self
 
 
 class Region(meta.Model):
@@ -144,9 +185,11 @@ class OperatorConfig(meta.Model):
     api_key_grace_seconds: Annotated[int, pydantic.Field(ge=0)] = 86_400
     """How long a rotated API key stays valid next to its successor."""
     region_request_timeout_seconds: Annotated[float, pydantic.Field(gt=0, le=120)] = 10.0
-    """Bound on one request to a regional apiserver."""
+    """Bound on one request of the operator to a regional apiserver, and on one command to
+    a region's Redis whose `redis` sets no commandTimeoutSeconds of its own."""
     region_connect_timeout_seconds: Annotated[float, pydantic.Field(gt=0, le=60)] = 3.0
-    """Bound on connecting to a regional apiserver; short, so a dead region is seen fast."""
+    """Bound on the operator connecting to a regional apiserver, and to a region's Redis
+    whose `redis` sets no connectTimeoutSeconds; short, so a dead region is seen fast."""
 
     @pydantic.field_validator("regions")
     @classmethod
@@ -164,6 +207,27 @@ class OperatorConfig(meta.Model):
     def region(self, name: str) -> Region | None:
         """The region of that name, or None when the registry does not know it."""
         return next((region for region in self.regions if region.name == name), None)
+
+    def operator_redis(self, region: Region) -> redisconfig.RedisSettings:
+        """The region's Redis as the operator reaches it: the timeouts its `redis` sets,
+        else the operator's region timeouts, which bound every call to that region.
+
+        The workers keep the model's defaults instead: they run next to their Redis,
+        while the operator may be a continent away.
+        """
+        given = region.redis.model_fields_set
+        inherited = {
+            field: value
+            for field, value in (
+                ("connect_timeout_seconds", self.region_connect_timeout_seconds),
+                ("command_timeout_seconds", self.region_request_timeout_seconds),
+            )
+            if field not in given
+        }
+        shared = region.redis.model_dump(
+            by_alias=False, include=set(redisconfig.RedisSettings.model_fields)
+        )
+        return redisconfig.RedisSettings.model_validate(shared | inherited)
 
 
 def load(path: pathlib.Path) -> OperatorConfig:

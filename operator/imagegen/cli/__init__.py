@@ -159,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run a worker: take items from a region's queue, make and store the images",
         description="Lease items from one pool of a region's Redis queue and generate them."
         " Every option defaults from the IMAGEGEN_* variable the worker Deployment sets; the"
-        " Redis password is read from IMAGEGEN_REDIS_PASSWORD only, never from a flag."
+        " Redis password is read from IMAGEGEN_REDIS_PASSWORD or --redis-password-file,"
+        " never from a flag."
         " SIGTERM or SIGINT stop it: items in flight finish or are handed back.",
     )
     workercmd.add_arguments(worker)

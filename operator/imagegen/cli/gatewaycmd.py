@@ -10,6 +10,8 @@ import sys
 import pydantic
 import yaml
 
+from imagegen import redisconn
+from imagegen.api import redisconfig
 from imagegen.gateway import app, openapi, server, settings
 
 _REDIS_URL_VARIABLE = "IMAGEGEN_GATEWAY_REDIS_URL"
@@ -38,13 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a private host or address webhooks may reach (repeatable)",
     )
     parser.epilog = (
-        f"The management Redis URL may carry a password, so it is read from the settings"
-        f" file or ${_REDIS_URL_VARIABLE}, never from a flag; its password may come from"
-        f" ${_REDIS_PASSWORD_VARIABLE} instead."
+        f"The management Redis (settings `redis`) is never set by a flag: its URL may come"
+        f" from ${_REDIS_URL_VARIABLE} instead, whole with its password as a Secret holds"
+        f" it; the password from the settings' redis.passwordFile or"
+        f" ${_REDIS_PASSWORD_VARIABLE}."
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    url, url_password = redisconfig.split_credentials(os.environ.get(_REDIS_URL_VARIABLE) or "")
     try:
         config = settings.load(
             args.config,
@@ -53,14 +57,21 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             images_dir=args.images_dir,
             webhook_allowlist=args.webhook_allowlist,
-            redis_url=os.environ.get(_REDIS_URL_VARIABLE),
-            redis_password=os.environ.get(_REDIS_PASSWORD_VARIABLE),
+            redis_url=url or None,
+            redis_password=os.environ.get(_REDIS_PASSWORD_VARIABLE) or url_password,
         )
     except OSError as error:
         print(f"{args.config}: {error.strerror}", file=sys.stderr)
         return 2
     except (yaml.YAMLError, ValueError) as error:
         print(_describe(args.config, error), file=sys.stderr)
+        return 2
+    try:
+        # Read here too, so that a missing file is an exit 2 naming the field, not a
+        # failed start of the server.
+        redisconn.local_credentials(config.redis, password=config.redis_password)
+    except ValueError as error:
+        print(f"{args.config or 'settings'}: redis.{error}", file=sys.stderr)
         return 2
     server.serve(config)
     return 0

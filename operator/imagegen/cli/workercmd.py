@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from imagegen.api import objectstore
+from imagegen import redisconn
+from imagegen.api import objectstore, redisconfig
 from imagegen.queue import keys
 from imagegen.worker import loop
 from imagegen.worker.providers import base, local, openai, registry
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--tenant", help="serve this tenant's dedicated pool")
     which.add_argument("--pool", choices=[keys.SHARED], help="serve the region's shared pool")
     flag = functools.partial(_env_flag, parser)
-    flag("--redis-url", settings.redis_url, help="the region's Redis, without credentials")
+    _redis_flags(flag)
     flag("--concurrency", settings.concurrency, _positive(int), help="items generated at once")
     flag(
         "--storage-dir",
@@ -98,6 +99,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_REDIS_HELP = {
+    "url": "the region's Redis, without credentials: redis://, rediss://, redis+cluster://",
+    "ca-file": "CA bundle (PEM) of a rediss:// Redis with a private CA",
+    "password-file": f"a file holding the Redis password (or ${redisconfig.PASSWORD_VARIABLE})",
+}
+
+
+def _redis_flags(flag: Callable[..., None]) -> None:
+    """The flags of every Redis option (api/redisconfig.OPTIONS), each defaulting from its
+    IMAGEGEN_REDIS_* variable; unset ones take the settings model's defaults."""
+    defaults = redisconfig.to_options(redisconfig.RedisConnection(url=loop.DEFAULT_REDIS_URL))
+    for option in redisconfig.OPTIONS:
+        flag(
+            f"--redis-{option}",
+            defaults.get(option, ""),
+            help=_REDIS_HELP.get(option, f"Redis {option.replace('-', ' ')}"),
+        )
+
+
 def _env_flag(
     parser: argparse.ArgumentParser,
     flag: str,
@@ -129,11 +149,14 @@ def _positive(kind: Callable[[str], _Number], *, zero: bool = False) -> Callable
 def _worker_settings(args: argparse.Namespace) -> loop.WorkerSettings:
     """Settings from the parsed flags; ValueError (or ConfigurationError) names a bad one."""
     providers = tuple(name.strip() for name in args.providers.split(",") if name.strip())
+    redis = redisconfig.from_arguments(vars(args))
     return loop.WorkerSettings(
         region=args.region,
         pool=_worker_pool(args),
-        redis_url=args.redis_url,
-        redis_password=os.environ.get("IMAGEGEN_REDIS_PASSWORD") or None,
+        redis=redis,
+        redis_credentials=redisconn.local_credentials(
+            redis, password=os.environ.get(redisconfig.PASSWORD_VARIABLE) or None
+        ),
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
         max_attempts=args.max_attempts,

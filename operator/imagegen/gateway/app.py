@@ -90,10 +90,9 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
         kube = _kube_client(config)
-        store = redisconn.connect_url(
-            config.redis_url,
-            password=config.redis_password,
-            timeout_seconds=config.timeouts.redis_seconds,
+        store = redisconn.connect(
+            config.redis,
+            credentials=redisconn.local_credentials(config.redis, password=config.redis_password),
         )
         keys, directory = keyindex.KeyIndex(), tenants.TenantDirectory()
         image_stores = contextlib.AsyncExitStack()

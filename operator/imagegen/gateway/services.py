@@ -94,6 +94,8 @@ async def authenticate(
             detail="Authorization must be 'Bearer <API key>'",
             headers=_UNAUTHORIZED,
         )
+    # Host time, not Redis TIME: a key's expiry ends a day-long grace that the operator
+    # stamped with its own clock; a skew moves that end by itself (README, "One clock").
     name = found.keys.tenant_of(key.strip(), now=datetime.datetime.now(datetime.UTC))
     refusal = found.tenants.refusal(name) if name else None
     if refusal is not None:

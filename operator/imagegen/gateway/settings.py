@@ -8,7 +8,7 @@ from typing import Annotated
 import pydantic
 import yaml
 
-from imagegen.api import meta, objectstore
+from imagegen.api import meta, objectstore, redisconfig
 
 
 class Timeouts(pydantic.BaseModel):
@@ -22,13 +22,24 @@ class Timeouts(pydantic.BaseModel):
     """TCP and TLS connect to the apiserver."""
     watch_server_seconds: Annotated[int, pydantic.Field(ge=1)] = 290
     """Asked of the apiserver: end each watch after this, so watches are renewed."""
-    redis_seconds: Annotated[float, pydantic.Field(gt=0)] = 2.0
-    """One Redis command: rate limits and idempotency sit on every request's path."""
     body_read_seconds: Annotated[float, pydantic.Field(gt=0)] = 30.0
     """Reading a request body; a client that trickles it is cut off (408)."""
     webhook_check_seconds: Annotated[float, pydantic.Field(gt=0)] = 5.0
     """Resolving a webhook host to check it at submit time; a resolver that has not
     answered by then is a 503 with Retry-After, not a verdict on the URL."""
+
+
+class GatewayRedis(redisconfig.RedisConnection):
+    """The management Redis: rate limits, idempotency records, stream tickets, the webhook
+    outbox. Its URL may also come from $IMAGEGEN_GATEWAY_REDIS_URL (a whole URL with its
+    password, from a Secret); the password from `passwordFile` or
+    $IMAGEGEN_GATEWAY_REDIS_PASSWORD. Never logged."""
+
+    url: redisconfig.Url = "redis://127.0.0.1:6379/0"
+    """As RedisSettings.url; a local Redis by default."""
+    command_timeout_seconds: Annotated[float, pydantic.Field(gt=0, le=120)] = 2.0
+    """One Redis command, and the readiness probe's PING: rate limits and idempotency sit
+    on every request's path, so a slow Redis is refused early (503) rather than waited on."""
 
 
 CorsOrigin = Annotated[
@@ -51,12 +62,11 @@ class GatewaySettings(pydantic.BaseModel):
     """Port to listen on; 0 picks a free one (tests)."""
     kubeconfig: pathlib.Path | None = None
     """Kubeconfig of the management cluster; None means the in-cluster service account."""
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    """The management Redis: rate limits, idempotency records, the webhook outbox.
-    Never logged: it may carry a password."""
+    redis: GatewayRedis = pydantic.Field(default_factory=GatewayRedis)
+    """The management Redis (one node or a Redis Cluster), its timeouts and retries."""
     redis_password: str | None = pydantic.Field(default=None, repr=False)
-    """The management Redis's password, when the URL carries none (from a Secret, through
-    the environment). Never logged."""
+    """The management Redis's password from the environment (or from a URL held in a
+    Secret), when `redis.passwordFile` is not set. Never logged."""
     operator_namespace: meta.DnsLabel = "imagegen-system"
     """Where the operator publishes the API-key digest index ConfigMaps."""
     webhook_allowlist: list[str] = pydantic.Field(default_factory=list)
@@ -97,8 +107,11 @@ class GatewaySettings(pydantic.BaseModel):
     timeouts: Timeouts = pydantic.Field(default_factory=Timeouts)
 
 
-def load(path: pathlib.Path | None, **overrides: object) -> GatewaySettings:
-    """Settings from a YAML file (or the defaults), with non-None overrides on top."""
+def load(
+    path: pathlib.Path | None, *, redis_url: str | None = None, **overrides: object
+) -> GatewaySettings:
+    """Settings from a YAML file (or the defaults), with non-None overrides on top;
+    `redis_url` replaces `redis.url`."""
     data: dict[str, object] = {}
     if path is not None:
         with path.open() as stream:
@@ -107,4 +120,9 @@ def load(path: pathlib.Path | None, **overrides: object) -> GatewaySettings:
             raise ValueError(f"{path}: expected a mapping of settings")
         data.update(loaded)
     data.update({key: value for key, value in overrides.items() if value is not None})
+    if redis_url is not None:
+        redis = data.get("redis") or {}
+        if not isinstance(redis, dict):
+            raise ValueError("redis: expected a mapping of Redis settings")
+        data["redis"] = {**redis, "url": redis_url}
     return GatewaySettings.model_validate(data)

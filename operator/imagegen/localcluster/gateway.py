@@ -54,7 +54,7 @@ def start(
         "host": "127.0.0.1",
         "port": process.free_port(),
         "kubeconfig": str(kubeconfig),
-        "redis_url": redis_url,
+        "redis": {"url": redis_url},
         **({"images_dir": str(images_dir.resolve())} if images_dir else {}),
         **(settings or {}),
     }

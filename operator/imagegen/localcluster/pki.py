@@ -93,6 +93,30 @@ def write_cluster_pki(*, directory: pathlib.Path) -> ClusterPKI:
     return pki
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServingPKI:
+    """A private CA and one serving certificate it signed, for 127.0.0.1 and localhost."""
+
+    ca_cert: pathlib.Path
+    cert: pathlib.Path
+    key: pathlib.Path
+
+
+def write_serving_pki(*, directory: pathlib.Path, common_name: str) -> ServingPKI:
+    """Create a fresh CA and a serving certificate of `common_name` in directory: what a
+    TLS server with a private CA (a Redis, say) and its clients need."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = _issue(common_name=f"{common_name}-ca", issuer=None, server=False, client=False)
+    serving = _issue(common_name=common_name, issuer=ca, server=True, client=False)
+    files = ServingPKI(
+        ca_cert=directory / "ca.crt", cert=directory / "server.crt", key=directory / "server.key"
+    )
+    _write_cert(files.ca_cert, ca.cert)
+    _write_cert(files.cert, serving.cert)
+    _write_key(files.key, serving.key)
+    return files
+
+
 def _issue(*, common_name: str, issuer: _Issued | None, server: bool, client: bool) -> _Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

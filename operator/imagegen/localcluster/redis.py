@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Sequence
 
-from imagegen.localcluster import process
+from imagegen.localcluster import pki, process
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -27,11 +27,12 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def ping(self) -> bool:
-        """True when the server answers PING (plain RESP, no client library needed)."""
+        """True when the server answers PING (plain RESP, no client library needed); a
+        server with a password answers too, by refusing it."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as conn:
                 conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
+                return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -92,6 +93,45 @@ def start(
     )
     _wait_for_ping(server, timeout_seconds=timeout_seconds)
     return server
+
+
+@dataclasses.dataclass(kw_only=True)
+class LocalTlsRedis:
+    """A redis-server that serves TLS with a certificate of a private CA, and asks for a
+    password; its plain port stays open on loopback for the readiness check alone."""
+
+    server: LocalRedis
+    tls_port: int
+    pki: pki.ServingPKI
+    password: str
+
+    @property
+    def url(self) -> str:
+        """rediss:// URL of the server (no credentials: the password is separate)."""
+        return f"rediss://127.0.0.1:{self.tls_port}/0"
+
+    def stop(self) -> None:
+        """Stop and reap the server."""
+        self.server.stop()
+
+
+def start_tls(*, workdir: pathlib.Path, password: str) -> LocalTlsRedis:
+    """Start redis-server in workdir with TLS from a fresh private CA and `password`."""
+    certs = pki.write_serving_pki(directory=workdir / "pki", common_name="redis")
+    tls_port = process.free_port()
+    server = start(
+        workdir=workdir,
+        extra_args=[
+            "--tls-port", str(tls_port),
+            "--tls-cert-file", str(certs.cert),
+            "--tls-key-file", str(certs.key),
+            "--tls-ca-cert-file", str(certs.ca_cert),
+            # Clients prove themselves by password; they need no certificate of their own.
+            "--tls-auth-clients", "no",
+            "--requirepass", password,
+        ],
+    )  # fmt: skip
+    return LocalTlsRedis(server=server, tls_port=tls_port, pki=certs, password=password)
 
 
 def _wait_for_ping(server: LocalRedis, *, timeout_seconds: float) -> None:

@@ -130,7 +130,7 @@ def start(
     replica per primary; AOF (appendfsync everysec) when `appendonly`."""
     cli = shutil.which("redis-cli")
     if cli is None:
-        raise process.StartError("redis-cli is not on PATH; `make test` installs redis-server")
+        raise process.StartError("redis-cli is not on PATH; `make redis-server` installs it")
     nodes: list[localredis.LocalRedis] = []
     try:
         for index in range(2 * primaries):

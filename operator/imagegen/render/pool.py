@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final
 
-from imagegen.api import objectstore, operatorconfig, podprofile, tenant
+from imagegen.api import objectstore, operatorconfig, podprofile, redisconfig, tenant
 from imagegen.render import labels, profile, quantity
 
 Manifest = dict[str, Any]
@@ -32,6 +32,9 @@ _TMP: Final = "tmp"
 _IMAGES: Final = "images"
 IMAGES_PATH: Final = "/var/lib/imagegen/images"
 """Where a worker stores images: a volume, since the root filesystem is read-only."""
+_REDIS_CA: Final = "redis-ca"
+REDIS_CA_DIR: Final = "/etc/imagegen/redis-ca"
+"""Where a worker finds the region's Redis CA bundle (as `ca.crt`), when the region has one."""
 _GRACE_MARGIN_SECONDS: Final = 15
 """A stopping worker hands items back this long before the kubelet's SIGKILL."""
 
@@ -197,6 +200,7 @@ def _deployment(
                     "volumes": [
                         {"name": _TMP, "emptyDir": {}},
                         {"name": _IMAGES, "emptyDir": {}},
+                        *_redis_ca_volume(region.redis.ca),
                     ],
                 },
             },
@@ -226,6 +230,11 @@ def _container(
         "volumeMounts": [
             {"name": _TMP, "mountPath": "/tmp"},  # noqa: S108 (a mount in the pod)
             {"name": _IMAGES, "mountPath": IMAGES_PATH},
+            *(
+                [{"name": _REDIS_CA, "mountPath": REDIS_CA_DIR, "readOnly": True}]
+                if region.redis.ca is not None
+                else []
+            ),
         ],
     }
 
@@ -234,17 +243,7 @@ def _container_env(
     *, pool: _Pool, region: operatorconfig.Region, config: operatorconfig.OperatorConfig
 ) -> list[Manifest]:
     env = [dict(variable) for variable in pool.env]
-    env.append(_env("IMAGEGEN_REDIS_URL", region.redis.url))
-    secret = region.redis.password_secret
-    if secret is not None:
-        # A reference, never the value: the kubelet reads the Secret in the pod's own
-        # namespace (a secretKeyRef has no namespace field).
-        env.append(
-            {
-                "name": "IMAGEGEN_REDIS_PASSWORD",
-                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
-            }
-        )
+    env.extend(_redis_env(region.redis))
     providers = ",".join(provider.name for provider in pool.workers.providers)
     env.append(_env("IMAGEGEN_PROVIDERS", providers))
     env.append(_env("IMAGEGEN_CONCURRENCY", str(config.workers.concurrency)))
@@ -253,6 +252,38 @@ def _container_env(
     grace = max(1, config.workers.termination_grace_seconds - _GRACE_MARGIN_SECONDS)
     env.append(_env("IMAGEGEN_GRACE_SECONDS", str(grace)))
     return env
+
+
+def _redis_env(redis: operatorconfig.RegionRedis) -> list[Manifest]:
+    """The region's Redis settings, every one spelled out (a worker image of another
+    version has other defaults), as the worker's IMAGEGEN_REDIS_* options."""
+    env = [
+        _env(redisconfig.variable(option), value)
+        for option, value in redisconfig.to_options(redis).items()
+    ]
+    if redis.ca is not None:
+        env.append(_env(redisconfig.variable("ca-file"), f"{REDIS_CA_DIR}/ca.crt"))
+    secret = redis.password_secret
+    if secret is not None:
+        # A reference, never the value: the kubelet reads the Secret in the pod's own
+        # namespace (a secretKeyRef has no namespace field).
+        env.append(
+            {
+                "name": redisconfig.PASSWORD_VARIABLE,
+                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
+            }
+        )
+    return env
+
+
+def _redis_ca_volume(ca: operatorconfig.CaBundleRef | None) -> list[Manifest]:
+    """The CA bundle's Secret or ConfigMap of the workers namespace, its key as ca.crt."""
+    if ca is None:
+        return []
+    items = [{"key": ca.key, "path": "ca.crt"}]
+    if ca.secret is not None:
+        return [{"name": _REDIS_CA, "secret": {"secretName": ca.secret, "items": items}}]
+    return [{"name": _REDIS_CA, "configMap": {"name": ca.config_map, "items": items}}]
 
 
 def _store_env(store: objectstore.ObjectStore) -> list[Manifest]:

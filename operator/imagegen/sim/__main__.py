@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import lightkube
 from lightkube.resources import apps_v1
 
 from imagegen import redisconn, resources
+from imagegen.api import redisconfig
 from imagegen.sim import driver
 
 _DEPLOYMENT_WAIT_SECONDS = 120
@@ -33,8 +35,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"imagegen.sim: --target: {error}", file=sys.stderr)
         return 2
+    try:
+        redis = redisconfig.from_arguments(vars(args))
+        credentials = redisconn.local_credentials(
+            redis, password=os.environ.get(redisconfig.PASSWORD_VARIABLE) or None
+        )
+    except ValueError as error:
+        print(f"imagegen.sim: {error}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(args, targets))
+        asyncio.run(_run(args, targets, redis=redis, credentials=credentials))
     return 0
 
 
@@ -44,7 +54,14 @@ def _parser() -> argparse.ArgumentParser:
         description="SIMULATION: set worker pods' simulated CPU from their queue's work",
     )
     parser.add_argument("--kubeconfig", type=pathlib.Path, required=True)
-    parser.add_argument("--redis-url", required=True, help="the region's Redis")
+    # The worker's Redis options (api/redisconfig.OPTIONS), each defaulting from its variable.
+    for option in redisconfig.OPTIONS:
+        parser.add_argument(
+            f"--redis-{option}",
+            default=os.environ.get(redisconfig.variable(option)),
+            required=option == "url" and redisconfig.variable(option) not in os.environ,
+            help=f"the region's Redis: {option.replace('-', ' ')} ({redisconfig.variable(option)})",
+        )
     parser.add_argument("--namespace", default="imagegen-workers")
     parser.add_argument(
         "--target",
@@ -66,9 +83,15 @@ def _target(value: str) -> tuple[str, str]:
     return pool, deployment
 
 
-async def _run(args: argparse.Namespace, targets: Sequence[tuple[str, str]]) -> None:
+async def _run(
+    args: argparse.Namespace,
+    targets: Sequence[tuple[str, str]],
+    *,
+    redis: redisconfig.RedisConnection,
+    credentials: redisconn.Credentials,
+) -> None:
     kube = resources.async_client_from_kubeconfig(path=args.kubeconfig)
-    redis = redisconn.connect_url(args.redis_url, decode_responses=True)
+    client = redisconn.connect(redis, credentials=credentials, decode_responses=True)
     try:
         pools = [
             driver.PoolTarget(
@@ -80,14 +103,14 @@ async def _run(args: argparse.Namespace, targets: Sequence[tuple[str, str]]) -> 
         ]
         await driver.drive_forever(
             kube=kube,
-            redis=redis,
+            redis=client,
             targets=pools,
             interval=args.interval,
             noise=args.noise,
             seed=args.seed,
         )
     finally:
-        await redis.aclose()
+        await client.aclose()
         await kube.close()
 
 

@@ -24,7 +24,7 @@ import socket
 from redis.exceptions import RedisError
 
 from imagegen import logs, redisconn
-from imagegen.api import objectstore
+from imagegen.api import objectstore, redisconfig
 from imagegen.metrics import worker as metrics
 from imagegen.queue import core, keys
 from imagegen.storage import base as store_base
@@ -40,6 +40,8 @@ leases then expire on their own)."""
 PING_SECONDS = 1.0
 """Bound on the readiness probe's PING: the kubelet gives a probe 1 s by default, and a
 hung Redis must read as not ready, not as a probe that never answers."""
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+"""The Redis of a worker started by hand with no --redis-url: a local one."""
 _BACKOFF_FIRST_SECONDS = 0.5
 _BACKOFF_MAX_SECONDS = 10.0
 
@@ -52,10 +54,15 @@ class WorkerSettings:
     """The region whose Redis this worker serves; for logs and the worker id."""
     pool: str
     """`shared` or `dedicated-<tenant>` (see `queue.keys`): the queue it consumes."""
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    """The region's Redis, without credentials."""
-    redis_password: str | None = dataclasses.field(default=None, repr=False)
-    """From a Secret; kept out of repr so that it never reaches a log."""
+    redis: redisconfig.RedisConnection = dataclasses.field(
+        default_factory=lambda: redisconfig.RedisConnection(url=DEFAULT_REDIS_URL)
+    )
+    """The region's Redis, as the worker Deployment's IMAGEGEN_REDIS_* variables say."""
+    redis_credentials: redisconn.Credentials = dataclasses.field(
+        default_factory=redisconn.Credentials
+    )
+    """Its password and CA bundle, read at start (the password from a Secret, through the
+    environment or a file); their repr leaves the password out."""
     concurrency: int = 4
     """Items generated at once."""
     lease_seconds: float = 30.0
@@ -117,7 +124,7 @@ async def run(*, settings: WorkerSettings, stop: asyncio.Event) -> None:
     (a missing API key).
     """
     providers = await _build_providers(settings=settings)
-    client = redisconn.connect_url(settings.redis_url, password=settings.redis_password)
+    client = redisconn.connect(settings.redis, credentials=settings.redis_credentials)
     try:
         async with stores.open_store(config=settings.store) as store:
             await _work(

@@ -36,7 +36,7 @@ async def readyz(request: fastapi.Request) -> responses.JSONResponse:
     missing = [name for name, ready in request.app.state.synced().items() if not ready]
     missing += request.app.state.dead_loops()
     try:
-        async with asyncio.timeout(found.settings.timeouts.redis_seconds):
+        async with asyncio.timeout(found.settings.redis.command_timeout_seconds):
             await found.redis.ping()
     except (redis.exceptions.RedisError, OSError, TimeoutError):
         missing.append("redis")

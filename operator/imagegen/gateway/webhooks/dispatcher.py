@@ -71,6 +71,8 @@ class Dispatcher:
         self._consumer = consumer
         self._options = options or Options()
         self._resolver = resolver
+        # Host time for retry due times and leases: a skew moves a retry by itself and never
+        # changes how many are made (README, "One clock").
         self._clock = clock
         self._outcomes = Outcomes(
             policy=self._options.policy, clock=clock, rng=rng or random.SystemRandom()
