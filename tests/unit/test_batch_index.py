@@ -90,7 +90,9 @@ def test_a_batch_being_deleted_is_left_alone_and_a_deleted_one_is_gone() -> None
 
     index.observe(body=deleting)
     assert index.followed_in("us-east") == []
-    index.observe(body=deleting, deleted=True)
+    index.forget("uid-b1")
+    assert index.get("uid-b1") is None
+    index.observe(body=deleting)  # a late event of the deletion adds nothing back
     assert index.get("uid-b1") is None
 
 

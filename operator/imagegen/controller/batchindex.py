@@ -1,4 +1,4 @@
-"""The batches the reporters follow, in memory: fed by the ImageBatch watch (Kopf's events,
+"""The batches the reporters follow, in memory: fed by the ImageBatch watch (every event,
 the initial listing included, so a restarted operator knows every active batch again) and
 by dispatch the moment it has enqueued a batch. No I/O: a reporter asks it which batches
 are active in its region and which pools they use, instead of asking the apiserver.
@@ -82,16 +82,14 @@ class Index:
         """The batch's entry, if it is here."""
         return self._entries.get(uid)
 
-    def observe(self, *, body: Mapping[str, Any], deleted: bool = False) -> None:
-        """Take in one watch event of an ImageBatch (`deleted` for a DELETED one)."""
+    def observe(self, *, body: Mapping[str, Any]) -> None:
+        """Take in the ImageBatch as one watch event brings it (not a deletion's: a deleted
+        batch is `forget`-ten by its finalizer)."""
         metadata = body.get("metadata") or {}
         uid = metadata.get("uid")
         if not uid:
             return
         known = self._entries.get(uid)
-        if deleted:
-            self._entries.pop(uid, None)
-            return
         if metadata.get("deletionTimestamp"):
             if known is not None:
                 known.deleting = True

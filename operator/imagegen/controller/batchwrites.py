@@ -42,3 +42,17 @@ async def tenant_named(*, management: lightkube.AsyncClient, name: str) -> tenan
     """The Tenant, or None when there is none of that name."""
     found = await resources.get_or_none(management, resources.Tenant, name)
     return None if found is None else tenant.Tenant.model_validate(resources.as_dict(found))
+
+
+async def still_there(*, management: lightkube.AsyncClient, batch: imagebatch.ImageBatch) -> bool:
+    """Whether the batch still exists and is not being deleted (checked before its items
+    are enqueued again: a batch whose deletion went by unseen must not come back)."""
+    assert batch.metadata.name is not None
+    found = await resources.get_or_none(
+        management, resources.ImageBatch, batch.metadata.name, namespace=batch.metadata.namespace
+    )
+    return (
+        found is not None
+        and found.metadata.uid == batch.metadata.uid
+        and found.metadata.deletionTimestamp is None
+    )

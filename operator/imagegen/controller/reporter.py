@@ -128,6 +128,7 @@ class Reporter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
+            supervision.stop_if_cancelled()  # a cancel that raced the timeout
         self._wake.clear()
 
     def _seconds_to_next(self, clock: float) -> float:
@@ -247,6 +248,18 @@ class Reporter:
             await self._mover.poster.post(batch=entry.batch, event=step.event)
 
     async def _requeue(self, entry: batchindex.Entry, item_ids: tuple[str, ...]) -> None:
+        try:
+            there = await batchwrites.still_there(
+                management=self._mover.management, batch=entry.batch
+            )
+        except batchwrites.MANAGEMENT_ERRORS as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
+            logger.warning("batch %s: not read: %s", entry.batch.metadata.name, error)
+            self._due_at[entry.uid] = time.monotonic() + self._settings.probe_seconds
+            return
+        if not there:
+            self._index.forget(entry.uid)
+            return
         owner = await self._owner(entry)
         if owner is None:
             return
@@ -345,6 +358,8 @@ class Reporter:
                 await asyncio.sleep(self._settings.listen_seconds)
                 continue
             message = await subscriber.get_message(wait_seconds=self._settings.listen_seconds)
+            # redis-py returns None for a cancel that raced its read timeout.
+            supervision.stop_if_cancelled()
             if message is not None:
                 self._heard(message, listening=listening)
 
