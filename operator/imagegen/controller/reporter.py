@@ -128,7 +128,7 @@ class Reporter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
-            supervision.stop_if_cancelled()  # a cancel that raced the timeout
+            supervision.stop_if_cancelled()  # one a Redis call of the round swallowed
         self._wake.clear()
 
     def _seconds_to_next(self, clock: float) -> float:
@@ -358,7 +358,8 @@ class Reporter:
                 await asyncio.sleep(self._settings.listen_seconds)
                 continue
             message = await subscriber.get_message(wait_seconds=self._settings.listen_seconds)
-            # redis-py returns None for a cancel that raced its read timeout.
+            # redis-py's retries can turn a cancel that arrived mid-read into a read that
+            # timed out: without this, a stopping operator waited on this loop forever.
             supervision.stop_if_cancelled()
             if message is not None:
                 self._heard(message, listening=listening)
