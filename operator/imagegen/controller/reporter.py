@@ -128,7 +128,7 @@ class Reporter:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
-            supervision.stop_if_cancelled()  # one a Redis call of the round swallowed
+        supervision.stop_if_cancelled()  # one a Redis call of the last round swallowed
         self._wake.clear()
 
     def _seconds_to_next(self, clock: float) -> float:
