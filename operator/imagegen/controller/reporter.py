@@ -173,6 +173,7 @@ class Reporter:
         if self._reach.unreachable_since is not None:
             logger.info("region %s: Redis answers again", self.name)
             self._reach = reporting.Reach()
+            self._retry_failover_at.clear()
             self._next_poll = 0.0  # what was published meanwhile is lost: read them all
 
     async def _away(self, *, error: Exception, clock: float) -> None:
