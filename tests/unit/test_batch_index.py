@@ -75,7 +75,7 @@ def test_the_reporters_own_status_is_kept_over_what_the_watch_brings_later() -> 
     entry = index.get("uid-b1")
     assert entry is not None
     running = entry.status.model_copy(update={"phase": "Running", "progress": "1/3"})
-    index.update("uid-b1", reporting.Follow(status=running, written_at=5.0))
+    index.update("uid-b1", follow=reporting.Follow(status=running, written_at=5.0))
 
     index.observe(body=dispatched())  # an event of the older write arriving late
 
@@ -120,12 +120,12 @@ def test_a_failover_hands_the_batch_to_the_new_region_and_the_old_one_tidies_up(
     )
     looks.clear()
 
-    index.update("uid-b1", reporting.Follow(status=moved, written_at=1.0))
+    index.update("uid-b1", follow=reporting.Follow(status=moved, written_at=1.0))
 
     assert sorted(looks) == [("eu-west", "uid-b1"), ("us-east", "uid-b1")]
     assert [e.uid for e in index.followed_in("eu-west")] == ["uid-b1"]
     assert [e.uid for e in index.leftovers_in("us-east")] == ["uid-b1"]
-    index.retire("uid-b1", "us-east")
+    index.retire("uid-b1", region="us-east")
     assert index.leftovers_in("us-east") == []
 
 
@@ -140,7 +140,7 @@ def test_a_finished_batch_stays_only_while_a_region_it_left_holds_leftovers() ->
     assert index.get("uid-a") is None
     assert index.followed_in("eu-west") == []
     assert [e.uid for e in index.leftovers_in("us-east")] == ["uid-b"]
-    index.retire("uid-b", "us-east")
+    index.retire("uid-b", region="us-east")
     assert index.get("uid-b") is None
 
 

@@ -132,7 +132,7 @@ class Index:
             entry.orphaned = True
             self._look(entry)
 
-    def update(self, uid: str, follow: reporting.Follow) -> None:
+    def update(self, uid: str, *, follow: reporting.Follow) -> None:
         """The reporter's new state of a batch; when it names another region (a failover),
         that region's reporter takes the batch over, and the region left tidies up."""
         entry = self._entries.get(uid)
@@ -154,7 +154,7 @@ class Index:
         if not entry.leftovers():
             self._entries.pop(uid, None)
 
-    def retire(self, uid: str, region: str) -> None:
+    def retire(self, uid: str, *, region: str) -> None:
         """The batch's leftovers in `region` are cancelled and released."""
         entry = self._entries.get(uid)
         if entry is None:

@@ -153,17 +153,13 @@ class Reporter:
     async def _round(self) -> None:
         clock = time.monotonic()
         if self._reach.unreachable_since is not None:
-            # Every batch, with what was missed while away: and the failover clock ticks.
+            # Every batch again, once a probe interval (the failover clock ticks meanwhile).
             self._dirty |= {entry.uid for entry in self._index.followed_in(self.name)}
         due = self._take_due(clock)
         self._troubles.clear()
         try:
-            for done, uid in enumerate(due):
-                try:
-                    await self._report(uid)
-                except AWAY_ERRORS:
-                    self._dirty.update(due[done:])
-                    raise
+            for uid in due:
+                await self._report(uid)
             if self._index.leftovers_in(self.name):
                 await self._tidy_leftovers()
         except AWAY_ERRORS as error:
@@ -205,7 +201,7 @@ class Reporter:
         queue = core.Queue(redis=self.region.redis, pool=pool)
         if reporting.wants_cancel(cancel=entry.cancel, follow=entry.follow):
             await queue.cancel_batch(batch_uid=uid)
-            self._index.update(uid, dataclasses.replace(entry.follow, cancel_sent=True))
+            self._index.update(uid, follow=dataclasses.replace(entry.follow, cancel_sent=True))
         progress = await queue.progress(batch_uid=uid)
         trouble = await self._trouble(pool)
         current = self._index.get(uid)
@@ -236,7 +232,7 @@ class Reporter:
             logger.warning("batch %s: status not written: %s", entry.batch.metadata.name, error)
             self._due_at[entry.uid] = time.monotonic() + self._settings.probe_seconds
             return
-        self._index.update(entry.uid, step.follow)
+        self._index.update(entry.uid, follow=step.follow)
         if step.finished:
             observe.batch_finished(tenant_name=entry.batch.spec.tenant, status=step.write)
             logger.info("batch %s: %s", step.write.phase, step.write.progress)
@@ -300,7 +296,7 @@ class Reporter:
                 self._retry_failover_at[entry.uid] = clock + self._settings.failover_retry_seconds
                 continue
             self._retry_failover_at.pop(entry.uid, None)
-            self._index.update(entry.uid, follow)
+            self._index.update(entry.uid, follow=follow)
 
     async def _tidy_leftovers(self) -> None:
         """Cancel and release what batches that failed over left in this region."""
@@ -308,7 +304,7 @@ class Reporter:
             queue = core.Queue(redis=self.region.redis, pool=str(entry.status.pool))
             cancelled = await queue.cancel_batch(batch_uid=entry.uid)
             await queue.forget_batch(batch_uid=entry.uid)
-            self._index.retire(entry.uid, self.name)
+            self._index.retire(entry.uid, region=self.name)
             if not cancelled:
                 continue
             observe.leftovers_cancelled(
