@@ -273,7 +273,7 @@ def test_following_a_batch_reads_its_tenant_once_not_on_every_tick(
         and e["objectRef"].get("name") == tenant
     ]  # fmt: skip
     writes = tenantworld.writes_to(requests, name)
-    print(f"{seconds:.1f} s followed: {len(tenant_reads)} Tenant GET(s), writes {writes}")
+    print(f"{seconds:.1f} s followed: {len(tenant_reads)} Tenant GET(s), {len(writes)} writes")
     # 20 items at 0.5 s on 2 slots: 5 s or more; polling every 0.25 s read it 20+ times.
     assert seconds >= 5
     assert len(tenant_reads) <= 1
