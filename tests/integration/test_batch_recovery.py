@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import lightkube
-import pytest
 import redis
 from lightkube.resources import core_v1
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,16 +28,6 @@ from tests.integration.tenantworld import World, unique_name
 
 REGION = "us-east"
 STANDBY = "eu-west"
-
-
-@pytest.fixture
-def world(
-    kube: lightkube.Client,
-    regions: dict[str, cluster.LocalCluster],
-    running_operator: operatorproc.OperatorProcess,
-) -> Iterator[World]:
-    yield World(kube=kube, regions=regions)
-    assert "Traceback" not in running_operator.log(), running_operator.log()[-4000:]
 
 
 def new_tenant(world: World, *regions: str) -> str:
@@ -62,6 +51,14 @@ def status_of(world: World, tenant: str, name: str) -> dict[str, Any]:
     found = world.kube.get(resources.ImageBatch, name, namespace=f"tenant-{tenant}").to_dict()
     status: dict[str, Any] = found.get("status") or {}
     return status
+
+
+def wait_phase(world: World, tenant: str, name: str, phase: str, timeout: float) -> dict[str, Any]:
+    """The batch's status once it reads `phase`."""
+    return waiting.until(
+        lambda: (s := status_of(world, tenant, name)).get("phase") == phase and s,
+        timeout=timeout, what=f"{name} {phase}",
+    )  # fmt: skip
 
 
 def run_workers(
@@ -173,10 +170,7 @@ def test_a_failed_over_batch_has_its_leftovers_cancelled_when_the_old_region_ans
     name, uid = submit(world, tenant, 10)
     # No workers in us-east: its 10 items wait there, as in a region cut off from the
     # operator alone, and come back with it.
-    waiting.until(
-        lambda: status_of(world, tenant, name).get("phase") == "Queued", timeout=60, what="queued"
-    )
-    assert status_of(world, tenant, name)["region"] == REGION
+    assert wait_phase(world, tenant, name, "Queued", timeout=60)["region"] == REGION
     standby = run_workers(storage, region_redis[STANDBY].url, tenant, STANDBY)
     try:
         with frozen(region_redis[REGION]):
@@ -190,10 +184,7 @@ def test_a_failed_over_batch_has_its_leftovers_cancelled_when_the_old_region_ans
             lambda: keys_of(region_redis[REGION], uid) == [], timeout=60,
             what="the batch's leftovers in us-east cancelled and released",
         )  # fmt: skip
-        done = waiting.until(
-            lambda: (s := status_of(world, tenant, name)).get("phase") == "Succeeded" and s,
-            timeout=90, what="Succeeded in eu-west",
-        )  # fmt: skip
+        done = wait_phase(world, tenant, name, "Succeeded", timeout=90)
     finally:
         standby.stop_all()
     assert done["counts"]["succeeded"] == 10
@@ -211,17 +202,12 @@ def test_deleting_a_tenant_cancels_its_queued_batch_which_can_still_be_deleted(
 ) -> None:
     tenant = new_tenant(world, REGION)
     name, uid = submit(world, tenant, 5)
-    waiting.until(
-        lambda: status_of(world, tenant, name).get("phase") == "Queued", timeout=60, what="queued"
-    )
+    wait_phase(world, tenant, name, "Queued", timeout=60)
     assert keys_of(region_redis[REGION], uid)
 
     world.kube.delete(resources.Tenant, tenant)
 
-    cancelled = waiting.until(
-        lambda: (s := status_of(world, tenant, name)).get("phase") == "Cancelled" and s,
-        timeout=60, what="the batch Cancelled",
-    )  # fmt: skip
+    cancelled = wait_phase(world, tenant, name, "Cancelled", timeout=60)
     assert cancelled["counts"]["succeeded"] == 0
     reasons = {(e.type, e.reason) for e in batch_events(world, tenant, name)}
     assert ("Warning", "TenantDeleted") in reasons
@@ -259,10 +245,7 @@ def test_following_a_batch_reads_its_tenant_once_not_on_every_tick(
     try:
         started = time.monotonic()
         name, _ = submit(world, tenant, 20)
-        waiting.until(
-            lambda: status_of(world, tenant, name).get("phase") == "Succeeded", timeout=90,
-            what="Succeeded",
-        )  # fmt: skip
+        wait_phase(world, tenant, name, "Succeeded", timeout=90)
         seconds = time.monotonic() - started
     finally:
         pool.stop_all()
