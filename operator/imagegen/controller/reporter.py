@@ -1,7 +1,7 @@
 """One reporter per region: carries the progress of the region's batches into their status.
 
-It listens to the channels of the pools its batches use (sharded pub/sub, so a Redis
-Cluster serves each from the pool's shard), gathers the batches named by what arrives, and
+It listens to the channels of the pools its batches use (`poolchannels`: sharded pub/sub,
+so a Redis Cluster serves each from the pool's shard), gathers the batches named, and
 reads the progress of those alone, one Lua call each; `reporting` decides what to write.
 Pub/sub drops what arrives while nobody listens, so a slow safety poll reads every batch
 of the region now and then, and everything is read again after a reconnect or an outage.
@@ -11,7 +11,7 @@ to move, one read of its Tenant.
 
 When the region's Redis has not answered for `failover_after_seconds`, its batches move to
 another region (`relocation`); when a region a batch left answers again, its leftovers
-there are cancelled and released, so no item is generated in both.
+there are cancelled and released, so that region stops working on the batch.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any
 
 import lightkube
 from redis import exceptions as redis_errors
 
-from imagegen import redisconn, regions, supervision
+from imagegen import regions, supervision
 from imagegen.api import tenant
 from imagegen.controller import (
     batchindex,
@@ -34,11 +33,12 @@ from imagegen.controller import (
     batchwrites,
     cleanup,
     observe,
+    poolchannels,
     relocation,
     reporting,
     storecondition,
 )
-from imagegen.queue import core, keys, storehealth
+from imagegen.queue import core, storehealth
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,6 @@ AWAY_ERRORS: tuple[type[Exception], ...] = (
     redis_errors.RedisClusterException,
 )
 """The region's Redis does not answer, or its cluster cannot serve the pool's slot now."""
-_CHANNEL_ERRORS: tuple[type[Exception], ...] = (*AWAY_ERRORS, redis_errors.RedisError)
-"""What ends a subscription: it is made again after a pause."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -109,7 +107,12 @@ class Reporter:
 
     async def run(self) -> None:
         """Report until cancelled; a listener task beside it feeds it the channel."""
-        listener = asyncio.create_task(self._listen_forever(), name=f"reporter {self.name}: listen")
+        channels = poolchannels.Listener(
+            region=self.region, index=self._index, poke=self.poke,
+            wait_seconds=self._settings.listen_seconds,
+            retry_seconds=self._settings.probe_seconds,
+        )  # fmt: skip
+        listener = asyncio.create_task(channels.run(), name=f"reporter {self.name}: listen")
         listener.add_done_callback(lambda _: self._wake.set())
         try:
             while True:
@@ -317,72 +320,9 @@ class Reporter:
                 logger.info("batch %s: %s", entry.batch.metadata.name, event.message)
             await self._mover.poster.post(batch=entry.batch, event=event)
 
-    async def _listen_forever(self) -> None:
-        """Listen to the channels of the pools in use here; after a broken connection,
-        again with a new one (the batches are all read again then: see `_listen`)."""
-        while True:
-            subscriber = redisconn.ShardedSubscriber(self.region.redis)
-            try:
-                await self._listen(subscriber)
-            except _CHANNEL_ERRORS as error:
-                supervision.stop_if_cancelled()  # a cancel a client turned into an error
-                logger.debug("region %s: channel lost: %s", self.name, error or type(error))
-            finally:
-                with contextlib.suppress(*_CHANNEL_ERRORS):
-                    await subscriber.aclose()
-            await asyncio.sleep(self._settings.probe_seconds)
-
-    async def _listen(self, subscriber: redisconn.ShardedSubscriber) -> None:
-        listening: dict[str, str] = {}
-        """Channel -> its pool."""
-        while True:
-            wanted = {
-                keys.Keyspace(pool=pool).events: pool for pool in self._index.pools_in(self.name)
-            }
-            new = [channel for channel in wanted if channel not in listening]
-            if new:
-                await subscriber.subscribe(*new)
-                for channel in new:
-                    listening[channel] = wanted[channel]
-                    # What was published before the subscription took is not coming.
-                    self._poke_pool(wanted[channel])
-            gone = [channel for channel in listening if channel not in wanted]
-            if gone:
-                await subscriber.unsubscribe(*gone)
-                for channel in gone:
-                    del listening[channel]
-            if not listening:
-                await asyncio.sleep(self._settings.listen_seconds)
-                continue
-            message = await subscriber.get_message(wait_seconds=self._settings.listen_seconds)
-            # redis-py's retries can turn a cancel that arrived mid-read into a read that
-            # timed out: without this, a stopping operator waited on this loop forever.
-            supervision.stop_if_cancelled()
-            if message is not None:
-                self._heard(message, listening=listening)
-
-    def _heard(self, message: dict[str, Any], *, listening: dict[str, str]) -> None:
-        uid = core.batch_of_event(message["data"])
-        if uid is not None:
-            self.poke(uid)
-            return
-        # A message naming no batch is about the whole pool (its object store's trouble).
-        pool = listening.get(_text(message["channel"]))
-        if pool is not None:
-            self._poke_pool(pool)
-
-    def _poke_pool(self, pool: str) -> None:
-        for entry in self._index.followed_in(self.name):
-            if entry.status.pool == pool:
-                self.poke(entry.uid)
-
 
 def _not_found(error: Exception) -> bool:
     return isinstance(error, lightkube.ApiError) and error.status.code == 404
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def reporters(
