@@ -5,7 +5,9 @@ under its ServiceAccount) and real `imagegen worker` processes whose local provi
 spends a fixed simulated cost c per image. For W concurrent slots (processes x
 concurrency), the ideal wall time of N images is N*c/W; the benchmark prints the
 measured time from `kubectl create` to the status saying Succeeded, its ratio to the
-ideal (the goal is <= 1.15), and the status writes the batch cost.
+ideal (the goal is <= 1.15), the status writes the batch cost and every request the
+operator made of the management apiserver meanwhile (its Tenant's reads among them: a
+batch is followed from its region's queue channel, not by reading its Tenant).
 
     .venv/bin/python bench/batch_end_to_end.py [--items 100] [--cost 0.5] [--workers 1 2 4]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import pathlib
 import sys
 import tempfile
@@ -68,9 +71,15 @@ def main() -> None:
         finally:
             server.stop()
             local.stop()
-    print(f"{'slots':>6} {'ideal s':>8} {'wall s':>8} {'ratio':>6} {'status writes':>14}")
-    for slots, ideal, wall, writes in rows:
-        print(f"{slots:>6} {ideal:>8.2f} {wall:>8.2f} {wall / ideal:>6.2f} {writes:>14}")
+    print(
+        f"{'slots':>6} {'ideal s':>8} {'wall s':>8} {'ratio':>6} {'status writes':>14}"
+        f" {'requests':>9} {'Tenant GETs':>12}"
+    )
+    for slots, ideal, wall, cost in rows:
+        print(
+            f"{slots:>6} {ideal:>8.2f} {wall:>8.2f} {wall / ideal:>6.2f} {cost.writes:>14}"
+            f" {cost.requests:>9} {cost.tenant_reads:>12}"
+        )
 
 
 def _operator(
@@ -102,7 +111,7 @@ def _run(
     workdir: pathlib.Path,
     processes: int,
     args: argparse.Namespace,
-) -> tuple[int, float, float, int]:
+) -> tuple[int, float, float, _Cost]:
     pool = workerproc.Workers(
         redis_url=redis_url,
         storage=workdir / f"out-{processes}",
@@ -115,6 +124,7 @@ def _run(
         asyncio.run(pool.start(*flags))
     name = f"batch-{processes}"
     batch = builders.make_batch(name, tenant=TENANT).namespace(f"tenant-{TENANT}")
+    before = len(_operator_requests(local))
     try:
         began = time.monotonic()
         kube.create(codecs.from_dict(batch.items(args.items, size="64x64").obj()))
@@ -123,7 +133,7 @@ def _run(
     finally:
         pool.stop_all()
     slots = processes * args.concurrency
-    return slots, args.items * args.cost / slots, wall, _status_writes(local, name)
+    return slots, args.items * args.cost / slots, wall, _cost(local, name, since=before)
 
 
 def _phase(kube: lightkube.Client, name: str) -> str | None:
@@ -137,14 +147,35 @@ def _condition(obj: dict[str, Any], kind: str) -> str | None:
     return str(found[0]["status"]) if found else None
 
 
-def _status_writes(local: stack.LocalStack, name: str) -> int:
-    return sum(
-        1
-        for e in local.management.audit_events()
-        if e["user"].get("username") == OPERATOR_USER
-        and e["verb"] == "patch"
-        and e["objectRef"].get("resource") == "imagebatches"
-        and e["objectRef"].get("name") == name
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Cost:
+    """What one batch cost the management apiserver, from its audit log."""
+
+    writes: int
+    """Patches of the batch (its status)."""
+    requests: int
+    """Every request of the operator while the batch ran (the drift checks included)."""
+    tenant_reads: int
+    """GETs of the batch's Tenant."""
+
+
+def _operator_requests(local: stack.LocalStack) -> list[dict[str, Any]]:
+    return [
+        e for e in local.management.audit_events() if e["user"].get("username") == OPERATOR_USER
+    ]
+
+
+def _cost(local: stack.LocalStack, name: str, *, since: int) -> _Cost:
+    events = _operator_requests(local)[since:]
+
+    def about(event: dict[str, Any], resource: str, named: str) -> bool:
+        ref = event["objectRef"]
+        return bool(ref.get("resource") == resource and ref.get("name") == named)
+
+    return _Cost(
+        writes=sum(e["verb"] == "patch" and about(e, "imagebatches", name) for e in events),
+        requests=len(events),
+        tenant_reads=sum(e["verb"] == "get" and about(e, "tenants", TENANT) for e in events),
     )
 
 

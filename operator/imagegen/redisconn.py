@@ -135,10 +135,15 @@ class ShardedSubscriber:
                 message = await self._next(ignore_subscribe_messages=False, wait_seconds=0.1)
                 if message is None:
                     continue
-                if _text(message["type"]) == "ssubscribe":
+                kind = _text(message["type"])
+                if kind == "ssubscribe":
                     confirmed += 1
-                else:
+                elif kind == "smessage":
                     self._early.append(message)
+
+    async def unsubscribe(self, *channels: str) -> None:
+        """Drop the channels; their confirmations are consumed by `get_message`."""
+        await self._pubsub.sunsubscribe(*channels)
 
     async def get_message(self, *, wait_seconds: float) -> dict[str, Any] | None:
         """The next published message, or None when none came within `wait_seconds`

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from imagegen import redisconn
-from imagegen.queue import core, keys, model
+from imagegen.queue import core, keys, model, storehealth
 
 """The operator's tests share this server on DB 0; the queue's tests flush their own."""
 LEASE_SECONDS = 30.0
@@ -314,11 +314,11 @@ async def test_depth_counts_queued_items_with_the_oldest_age(
     }
 
 
-async def test_item_state_changes_are_published_on_the_batch_channel(
+async def test_item_state_changes_are_published_on_the_pool_channel_naming_the_batch(
     client: redisconn.Client, queue: core.Queue
 ) -> None:
     subscriber = redisconn.ShardedSubscriber(client)
-    await subscriber.subscribe(queue.channel(batch_uid=BATCH.uid))
+    await subscriber.subscribe(queue.channel)
 
     await enqueue(queue, "a")
     await queue.complete(lease=await lease(queue), result={"uri": "file:///a.png"})
@@ -330,10 +330,31 @@ async def test_item_state_changes_are_published_on_the_batch_channel(
                 messages.append(json.loads(message["data"]))
     await subscriber.aclose()
     assert messages == [
-        {"state": "Queued", "count": 1},
-        {"item": "a", "state": "Running", "attempts": 1},
-        {"item": "a", "state": "Succeeded", "attempts": 1},
+        {"batch": BATCH.uid, "state": "Queued", "count": 1},
+        {"batch": BATCH.uid, "item": "a", "state": "Running", "attempts": 1},
+        {"batch": BATCH.uid, "item": "a", "state": "Succeeded", "attempts": 1},
     ]
+    assert {core.batch_of_event(json.dumps(m)) for m in messages} == {BATCH.uid}
+
+
+async def test_store_trouble_and_its_clearing_are_announced_on_the_pool_channel(
+    client: redisconn.Client, queue: core.Queue
+) -> None:
+    subscriber = redisconn.ShardedSubscriber(client)
+    await subscriber.subscribe(queue.channel)
+    trouble = storehealth.Trouble(store="s3://images", reason="Unreachable", detail="timeout")
+
+    await storehealth.report(redis=client, pool=keys.SHARED, trouble=trouble)
+    await storehealth.clear(redis=client, pool=keys.SHARED)
+
+    messages = []
+    async with asyncio.timeout(10):
+        while len(messages) < 2:
+            if message := await subscriber.get_message(wait_seconds=1.0):
+                messages.append(message["data"])
+    await subscriber.aclose()
+    # They name no batch: the reporter looks at every batch of the pool.
+    assert [core.batch_of_event(data) for data in messages] == [None, None]
 
 
 async def test_lease_waits_for_an_item_enqueued_meanwhile(queue: core.Queue) -> None:

@@ -193,7 +193,7 @@ async def test_every_key_of_a_pool_hashes_to_one_slot(client: redisconn.Client) 
     await drain_some(queue, 1)
 
     names = [key async for key in client.scan_iter()]
-    names.append(queue.channel(batch_uid="b1").encode())
+    names.append(queue.channel.encode())
 
     assert len(names) > 8
     assert all(b"{" + pool.encode() + b"}" in name for name in names)

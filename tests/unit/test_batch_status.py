@@ -97,3 +97,13 @@ def test_no_write_within_a_second_unless_the_phase_changes() -> None:
         previous=running, progress=progress(succeeded=100), generation=1, now=T0
     )
     assert batchstatus.should_write(written=running, wanted=done, seconds_since_write=0.1)
+
+
+def test_a_batch_that_has_run_never_reads_queued_again() -> None:
+    running = admitted().model_copy(update={"phase": "Running"})
+    # Its region lost the items and they are all queued again; none had finished.
+    again = batchstatus.from_progress(
+        previous=running, progress=progress(queued=100), generation=1, now=T0
+    )
+    assert again.phase == "Running"
+    assert batchstatus.phase_of(progress(queued=100)) == "Queued"

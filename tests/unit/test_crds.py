@@ -281,6 +281,7 @@ def test_imagebatch_is_namespaced_with_short_names_ib_and_ibatch() -> None:
                 "Phase": ".status.phase",
                 "Progress": ".status.progress",
                 "Region": ".status.region",
+                "Pool": ".status.pool",
                 "Age": ".metadata.creationTimestamp",
             },
         ),
@@ -290,3 +291,6 @@ def test_kubectl_get_shows_the_printer_columns(name: str, columns: dict[str, str
     printed = version(name)["additionalPrinterColumns"]
     assert {column["name"]: column["jsonPath"] for column in printed} == columns
     assert printed[-1]["type"] == "date"
+    # The queue pool is for operators: `kubectl get -o wide` shows it, `kubectl get` not.
+    wide = {column["name"] for column in printed if column.get("priority", 0) > 0}
+    assert wide == ({"Pool"} if name == "imagebatches.yaml" else set())

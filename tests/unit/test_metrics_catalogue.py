@@ -115,6 +115,8 @@ def test_200_tenants_in_3_regions_stay_under_the_stated_series_bound(
             )
         for region in regions:
             operator.FAILOVERS.labels(tenant=tenant, region=region).inc()
+            operator.QUEUE_DATA_LOST.labels(tenant=tenant, region=region).inc()
+            operator.LEFTOVERS_CANCELLED.labels(tenant=tenant, region=region).inc(3)
             for gauge in operator.POOL_GAUGES:
                 gauge.labels(tenant=tenant, region=region).set(3)
     for region in regions:

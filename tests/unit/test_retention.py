@@ -88,3 +88,38 @@ def test_a_pending_cleanup_entry_round_trips() -> None:
 def test_a_batch_whose_tenant_is_gone_is_cleaned_in_both_pools_it_could_have_used() -> None:
     assert cleanup.pools_of(tenant="acme", pool=None) == ("shared", "dedicated-acme")
     assert cleanup.pools_of(tenant="acme", pool="shared") == ("shared",)
+
+
+CONFIGURED = ["us-east", "eu-west", "asia-pacific"]
+
+
+def test_a_deleted_batch_is_cleaned_where_its_status_says_it_was_enqueued_in_its_pool() -> None:
+    status = (
+        builders.make_batch()
+        .status(phase="Succeeded", region="eu-west", pool="shared",
+                enqueued_regions=["us-east", "eu-west"])
+        .model().status
+    )  # fmt: skip
+    assert status is not None
+    leftovers = cleanup.leftovers_of(
+        configured=CONFIGURED, tenant="acme", batch_uid="u1", status=status
+    )
+    assert [(each.region, each.pools) for each in leftovers] == [
+        ("us-east", ("shared",)), ("eu-west", ("shared",)),
+    ]  # fmt: skip
+
+
+def test_a_batch_an_older_operator_dispatched_is_cleaned_everywhere_in_both_pools() -> None:
+    status = builders.make_batch().status(phase="Succeeded", region="eu-west").model().status
+    assert status is not None
+    leftovers = cleanup.leftovers_of(
+        configured=CONFIGURED, tenant="acme", batch_uid="u1", status=status
+    )
+    assert [each.region for each in leftovers] == CONFIGURED
+    assert {each.pools for each in leftovers} == {("shared", "dedicated-acme")}
+
+
+def test_a_batch_never_dispatched_has_nothing_to_clean() -> None:
+    status = builders.make_batch().status(phase="Rejected").model().status
+    assert status is not None
+    assert cleanup.recorded_regions(configured=CONFIGURED, status=status) == []

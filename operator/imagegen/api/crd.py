@@ -103,6 +103,7 @@ def render(kind_model: type[meta.Resource]) -> dict[str, Any]:
                                     "type": column.type,
                                     "jsonPath": column.json_path,
                                 }
+                                | ({"priority": column.priority} if column.priority else {})
                                 for column in info.printer_columns
                             ),
                             _AGE,

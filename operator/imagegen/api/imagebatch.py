@@ -195,6 +195,11 @@ def require_prompts_fit(items: Sequence[Any]) -> None:
         raise ValueError(PROMPTS_FIT.message)
 
 
+MAX_ENQUEUED_REGIONS = 64
+"""Distinct regions one batch can have used: a Tenant allows 10 at a time, and may change
+them while a batch fails over; an operator configuration names far fewer."""
+
+
 class Counts(meta.StatusModel):
     """Items by state."""
 
@@ -241,7 +246,20 @@ class ImageBatchStatus(meta.StatusModel):
     progress: str | None = None
     """Finished items of all items, such as 37/100."""
     region: str | None = None
-    """Region the batch was dispatched to."""
+    """Region whose queue holds the batch's unfinished items now (dispatch, then failover)."""
+    pool: str | None = None
+    """Queue pool the items were enqueued in, recorded at dispatch (`shared` or
+    `dedicated-<tenant>`): cancel, failover, cleanup and progress use it, never the Tenant,
+    which may have changed its pool since or be gone."""
+    enqueued_regions: Annotated[
+        list[meta.DnsLabel] | None,
+        pydantic.Field(
+            max_length=MAX_ENQUEUED_REGIONS, json_schema_extra={"x-kubernetes-list-type": "set"}
+        ),
+    ] = None
+    """Every region the items have been enqueued in, in the order first used; only ever
+    added to. Where cancel and cleanup go, and where a failed-over batch's leftovers are
+    cancelled once the region answers again."""
     items: Annotated[
         list[ItemStatus] | None, pydantic.Field(json_schema_extra=meta.list_map("id"))
     ] = None
@@ -276,6 +294,7 @@ class ImageBatch(meta.Resource):
             meta.PrinterColumn(name="Phase", json_path=".status.phase"),
             meta.PrinterColumn(name="Progress", json_path=".status.progress"),
             meta.PrinterColumn(name="Region", json_path=".status.region"),
+            meta.PrinterColumn(name="Pool", json_path=".status.pool", priority=1),
         ),
     )
 

@@ -162,6 +162,8 @@ class PrinterColumn:
     name: str
     json_path: str
     type: Literal["string", "integer", "number", "boolean", "date"] = "string"
+    priority: int = 0
+    """0 shows in `kubectl get`; higher only in `kubectl get -o wide`."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

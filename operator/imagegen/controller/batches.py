@@ -1,10 +1,14 @@
 """ImageBatch handling: admit against the Tenant's quota, dispatch to one region's queue,
-follow progress into the status, cancel on request or deletion.
+hand the batch to its region's reporter, cancel and clean up on deletion, and cancel a
+deleted Tenant's batches.
 
-The region is recorded in status before anything is enqueued, so a handler re-run after
-a crash enqueues into the same region again, which is a no-op for items already there.
-Status is written by this module directly (not through Kopf's patch), so that the count
-of active batches that admission reads is never behind what was admitted.
+The region and the pool are recorded in status before anything is enqueued, so a handler
+re-run after a crash enqueues into the same region and pool again, which is a no-op for
+items already there. From then on everything uses what was recorded, never the Tenant
+(which may change its pool, or be deleted). Status is written by this module directly
+(not through Kopf's patch), so that the count of active batches that admission reads is
+never behind what was admitted; progress is the reporters' (`controller.reporter`), who
+learn of every batch from the watch events this module feeds into `batchindex`.
 """
 
 from __future__ import annotations
@@ -15,34 +19,33 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 import lightkube
-from lightkube.types import PatchType
 
 from imagegen import regions, resources, supervision
 from imagegen.api import imagebatch, meta, tenant
 from imagegen.controller import (
     admission,
+    batchevents,
+    batchindex,
     batchlogs,
     batchstatus,
+    batchwrites,
     bodies,
     cleanup,
     conditions,
     dispatch,
     namespaces,
     observe,
-    storecondition,
+    reporting,
 )
-from imagegen.queue import core
 
 logger = logging.getLogger(__name__)
 
 KIND = "ImageBatch"
-FOLLOW_INTERVAL_SECONDS = 0.25
-"""How often a running batch's progress is read from its region's Redis (one Lua call)."""
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -51,8 +54,9 @@ class Context:
 
     registry: regions.Registry
     management: lightkube.AsyncClient
-    failover_after_seconds: float = 60.0
-    """A batch's region unreachable this long: its unfinished items move to another."""
+    index: batchindex.Index
+    """The batches the reporters follow: fed here from the watch and at dispatch."""
+    poster: batchevents.Poster
     operator_namespace: str = "imagegen-system"
     """Where the pending-cleanup ConfigMap lives (`cleanup.PENDING`)."""
     clock: Callable[[], datetime.datetime] = bodies.utc_now
@@ -62,8 +66,16 @@ class Context:
 
 
 def register(*, registry: kopf.OperatorRegistry, context: Context) -> None:
-    """Register the ImageBatch handlers on the registry."""
+    """Register the ImageBatch handlers, and the Tenant deletion that cancels batches."""
     resource = (meta.GROUP, meta.VERSION, imagebatch.ImageBatch.info.plural)
+
+    # An indexing handler rather than `on.event`: Kopf runs indexers on every event ahead
+    # of the other handlers (the initial listing too, which it indexes whole before it
+    # resumes anything) and logs them only when they fail. It keeps nothing in Kopf's own
+    # index (None): the reporters' is `batchindex`, left by a batch in its finalizer.
+    @kopf.index(*resource, registry=registry)
+    def index_batch(body: kopf.Body, **_: Any) -> None:
+        context.index.observe(body=body)
 
     @kopf.on.resume(*resource, registry=registry)
     @kopf.on.create(*resource, registry=registry)
@@ -71,33 +83,37 @@ def register(*, registry: kopf.OperatorRegistry, context: Context) -> None:
         with batchlogs.bound(body), observe.handling(KIND):
             await admit_and_dispatch(context=context, body=body)
 
-    @kopf.daemon(*resource, registry=registry, cancellation_timeout=10)
-    async def follow_batch(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
-        with batchlogs.bound(body):
-            await follow(context=context, body=body, stopped=stopped)
-
     @kopf.on.delete(*resource, registry=registry)
     async def remove_batch(body: kopf.Body, **_: Any) -> None:
         with batchlogs.bound(body), observe.handling(KIND):
-            await cancel_in_queue(context=context, body=body)
+            batch = imagebatch.ImageBatch.model_validate(bodies.plain(body))
+            await cancel_in_queue(context=context, batch=batch)
             await cleanup.on_deleted(
                 registry=context.registry,
                 management=context.management,
                 namespace=context.operator_namespace,
-                batch=imagebatch.ImageBatch.model_validate(bodies.plain(body)),
-                owner=await _tenant(context=context, name=body.spec["tenant"]),
+                batch=batch,
             )
+        context.index.forget(str(body.metadata.uid))
         observe.batch_gone(uid=body.metadata.uid)
+
+    @kopf.on.delete(meta.GROUP, meta.VERSION, tenant.Tenant.info.plural, registry=registry)
+    async def cancel_tenant_batches(body: kopf.Body, **_: Any) -> None:
+        with observe.handling("Tenant"):
+            await cancel_batches_of(
+                context=context, owner=tenant.Tenant.model_validate(bodies.plain(body))
+            )
 
 
 async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
-    """Admit a new batch and enqueue it; re-enqueue (a no-op) one already dispatched."""
+    """Admit a new batch and enqueue it (again, after a crash before it was Queued); hand
+    a dispatched batch to its region's reporter."""
     batch = imagebatch.ImageBatch.model_validate(bodies.plain(body))
     status = batch.status or imagebatch.ImageBatchStatus()
     observe.batch_status(batch=batch, status=status)
     if status.phase in batchstatus.TERMINAL:
         return
-    owner = await _tenant(context=context, name=batch.spec.tenant)
+    owner = await batchwrites.tenant_named(management=context.management, name=batch.spec.tenant)
     if status.region is None:
         async with context.admission_locks[batch.spec.tenant]:
             active = await _active_batches(context=context, batch=batch)
@@ -112,8 +128,28 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
                 return
             assert owner is not None
             status = await _choose_region(context=context, batch=batch, owner=owner)
-    assert owner is not None
+    if owner is None:
+        await _orphaned(context=context, body=body, batch=batch, status=status)
+        return
+    if status.pool is None:
+        status = await _record_pool(context=context, batch=batch, status=status, owner=owner)
+    if status.phase != "Pending":
+        context.index.dispatched(batch=batch, status=status, clock=time.monotonic())
+        return
+    await _enqueue(context=context, body=body, batch=batch, status=status, owner=owner)
+
+
+async def _enqueue(
+    *,
+    context: Context,
+    body: kopf.Body,
+    batch: imagebatch.ImageBatch,
+    status: imagebatch.ImageBatchStatus,
+    owner: tenant.Tenant,
+) -> None:
+    """Enqueue a Pending batch in its recorded region and pool; then it is Queued."""
     assert status.region is not None
+    assert status.pool is not None
     region = context.registry.get(status.region)
     if region is None:
         raise kopf.TemporaryError(f"region {status.region} is not in the registry", delay=30)
@@ -122,206 +158,122 @@ async def admit_and_dispatch(*, context: Context, body: kopf.Body) -> None:
             region=region,
             batch=batch,
             owner=owner,
-            items=_unfinished(batch=batch, status=status),
+            pool=status.pool,
+            items=reporting.unfinished(batch=batch, status=status),
             correlation_id=batchlogs.correlation_id(body),
         )
     except regions.UNREACHABLE_ERRORS as error:
         supervision.stop_if_cancelled()  # a cancel a client turned into an error
-        # An outage, not a bug: retried without a traceback; the daemon fails over if it lasts.
+        # An outage, not a bug: retried without a traceback.
         raise kopf.TemporaryError(
             f"region {status.region} unreachable: {error}", delay=5
         ) from error
-    if status.phase == "Pending":
-        dispatched = conditions.set_condition(
-            status.conditions or [], type="Dispatched", status="True", reason="Enqueued",
-            message=f"{len(batch.spec.items)} item(s) queued in {status.region}",
-            generation=batch.metadata.generation, now=context.clock(),
-        )  # fmt: skip
-        await _write(
-            context, batch, status.model_copy(update={"phase": "Queued", "conditions": dispatched})
-        )
-        observe.batch_dispatched(batch=batch, region=status.region, now=context.clock())
-        logger.info("batch dispatched: %d item(s) queued in region %s", added, status.region)
-        kopf.info(
-            body, reason="Dispatched", message=f"{added} item(s) queued in region {status.region}"
-        )
+    dispatched = conditions.set_condition(
+        status.conditions or [], type="Dispatched", status="True", reason="Enqueued",
+        message=f"{len(batch.spec.items)} item(s) queued in {status.region}",
+        generation=batch.metadata.generation, now=context.clock(),
+    )  # fmt: skip
+    queued = status.model_copy(update={"phase": "Queued", "conditions": dispatched})
+    await batchwrites.write_status(management=context.management, batch=batch, status=queued)
+    context.index.dispatched(batch=batch, status=queued, clock=time.monotonic())
+    observe.batch_dispatched(batch=batch, region=status.region, now=context.clock())
+    logger.info("batch dispatched: %d item(s) queued in region %s", added, status.region)
+    kopf.info(
+        body, reason="Dispatched", message=f"{added} item(s) queued in region {status.region}"
+    )
 
 
-async def follow(*, context: Context, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
-    """Carry the batch's progress into its status until it ends; act on spec.cancel.
-
-    It pauses with asyncio.sleep, not `stopped.wait(timeout)`: Kopf runs that wait as a
-    task of its own that ends with TimeoutError each time the pause passes, and at exit
-    Kopf re-raises the error of every task it finds, so a daemon started while the
-    operator was stopping (a resumed batch) made the process exit 1. Kopf cancels the
-    daemon when it stops; `stopped` is still checked at each turn."""
-    written: imagebatch.ImageBatchStatus | None = None
-    written_at = 0.0
-    cancel_sent = False
-    unreachable_since: float | None = None
-    while not stopped:
-        batch = imagebatch.ImageBatch.model_validate(bodies.plain(body))
-        status = batch.status or imagebatch.ImageBatchStatus()
-        if status.phase in batchstatus.TERMINAL:
-            return
-        region = context.registry.get(status.region) if status.region else None
-        if status.phase == "Pending" or region is None:
-            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
-            continue
-        owner = await _tenant(context=context, name=batch.spec.tenant)
-        if owner is None:
-            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
-            continue
-        queue = core.Queue(redis=region.redis, pool=dispatch.pool_of(owner))
-        assert batch.metadata.uid is not None
-        try:
-            if batch.spec.cancel and not cancel_sent:
-                await queue.cancel_batch(batch_uid=batch.metadata.uid)
-                cancel_sent = True
-            progress = await queue.progress(batch_uid=batch.metadata.uid)
-            trouble = await storecondition.read(region=region, pool=queue.keyspace.pool)
-        except regions.UNREACHABLE_ERRORS as error:
-            supervision.stop_if_cancelled()  # a cancel a client turned into an error
-            logger.warning(
-                "batch %s: region %s unreachable: %s", batch.metadata.name, region.name, error
-            )
-            unreachable_since = unreachable_since or time.monotonic()
-            if time.monotonic() - unreachable_since >= context.failover_after_seconds:
-                moved = await _fail_over(
-                    context=context, body=body, batch=batch, owner=owner,
-                    status=written or status, away_from=region.name,
-                )  # fmt: skip
-                if moved is not None:
-                    written, written_at, unreachable_since = moved, time.monotonic(), None
-            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS * 4)
-            continue
-        unreachable_since = None
-        if conditions.find((written or status).conditions, "FailedOver"):
-            progress = batchstatus.with_carried_over(progress=progress, previous=written or status)
-        wanted = batchstatus.from_progress(
-            previous=written or status, progress=progress,
-            generation=batch.metadata.generation, now=context.clock(),
-        )  # fmt: skip
-        wanted = storecondition.apply(
-            status=wanted, trouble=trouble, region=region.name,
-            generation=batch.metadata.generation, now=context.clock(),
-        )  # fmt: skip
-        if batchstatus.should_write(
-            written=written or status,
-            wanted=wanted,
-            seconds_since_write=time.monotonic() - written_at,
-        ):
-            await _write(context, batch, wanted)
-            if wanted.phase in batchstatus.TERMINAL:
-                observe.batch_finished(tenant_name=batch.spec.tenant, status=wanted)
-                logger.info("batch %s: %s", wanted.phase, wanted.progress)
-                await cleanup.release_queue(
-                    redis=region.redis,
-                    region=region.name,
-                    pool=queue.keyspace.pool,
-                    batch_uid=batch.metadata.uid,
-                )
-            if wanted.phase != (written or status).phase:
-                kopf.info(
-                    body,
-                    reason=wanted.phase or "Progress",
-                    message=f"batch is {wanted.phase}: {wanted.progress}",
-                )
-            written, written_at = wanted, time.monotonic()
-        if wanted.phase in batchstatus.TERMINAL:
-            return
-        await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
-
-
-async def _fail_over(
+async def _orphaned(
     *,
     context: Context,
     body: kopf.Body,
     batch: imagebatch.ImageBatch,
-    owner: tenant.Tenant,
     status: imagebatch.ImageBatchStatus,
-    away_from: str,
-) -> imagebatch.ImageBatchStatus | None:
-    """Move the unfinished items to another allowed region; None when none answers.
+) -> None:
+    """A dispatched batch whose Tenant is gone (seen on a restart): its items are
+    cancelled, by its reporter once it is Queued, here while it is still Pending."""
+    assert batch.metadata.uid is not None
+    if status.phase != "Pending":
+        context.index.dispatched(batch=batch, status=status, clock=time.monotonic())
+        context.index.orphan(batch.metadata.uid)
+        return
+    await cleanup.cancel_everywhere(registry=context.registry, batch=batch)
+    message = f"tenant {batch.spec.tenant} was deleted before the batch was queued"
+    cancelled = status.model_copy(
+        update={"phase": "Cancelled", "message": message, "completed_at": context.clock()}
+    )
+    await batchwrites.write_status(management=context.management, batch=batch, status=cancelled)
+    kopf.warn(body, reason="TenantDeleted", message=message)
 
-    As at dispatch, the new region is recorded before enqueueing. Items that finished in
-    the old region keep their results; items it was still working on are generated again
-    in the new one (their result ids are the same, so nothing appears twice in status).
-    """
-    candidates = [name for name in owner.spec.regions if name != away_from]
-    loads = await dispatch.measure(
-        registry=context.registry, names=candidates, pool=dispatch.pool_of(owner)
-    )
-    chosen = dispatch.choose(preference=candidates, loads=loads)
-    target = context.registry.get(chosen) if chosen else None
-    if chosen is None or target is None:
-        return None
-    unfinished = _unfinished(batch=batch, status=status)
-    message = (
-        f"region {away_from} unreachable; {len(unfinished)} unfinished item(s) moved to {chosen}"
-    )
-    moved = status.model_copy(
+
+async def _record_pool(
+    *,
+    context: Context,
+    batch: imagebatch.ImageBatch,
+    status: imagebatch.ImageBatchStatus,
+    owner: tenant.Tenant,
+) -> imagebatch.ImageBatchStatus:
+    """Record the pool and region of a batch an older operator dispatched, which recorded
+    only its region: from now on it is followed, cancelled and cleaned by the record."""
+    assert status.region is not None
+    recorded = status.model_copy(
         update={
-            "region": chosen,
-            "conditions": conditions.set_condition(
-                status.conditions or [],
-                type="FailedOver",
-                status="True",
-                reason="RegionUnreachable",
-                message=message,
-                generation=batch.metadata.generation,
-                now=context.clock(),
-            ),
+            "pool": dispatch.pool_of(owner),
+            "enqueued_regions": status.enqueued_regions or [status.region],
         }
     )
-    await _write(context, batch, moved)
-    await dispatch.enqueue(
-        region=target,
-        batch=batch,
-        owner=owner,
-        items=unfinished,
-        correlation_id=batchlogs.correlation_id(body),
-    )
-    observe.batch_failed_over(tenant_name=batch.spec.tenant, away_from=away_from)
-    kopf.warn(body, reason="FailedOver", message=message)
-    return moved
+    await batchwrites.write_status(management=context.management, batch=batch, status=recorded)
+    return recorded
 
 
-def _unfinished(
-    *, batch: imagebatch.ImageBatch, status: imagebatch.ImageBatchStatus
-) -> list[imagebatch.Item]:
-    """The batch's items that have not succeeded or failed according to the status."""
-    finished = {i.id for i in status.items or () if i.state in ("Succeeded", "Failed")}
-    return [item for item in batch.spec.items if item.id not in finished]
-
-
-async def cancel_in_queue(*, context: Context, body: Mapping[str, Any]) -> None:
-    """On deletion: queued items go, running ones are dropped when they finish."""
-    batch = imagebatch.ImageBatch.model_validate(bodies.plain(body))
-    status = batch.status or imagebatch.ImageBatchStatus()
-    region = context.registry.get(status.region) if status.region else None
-    owner = await _tenant(context=context, name=batch.spec.tenant)
-    if region is None or owner is None or batch.metadata.uid is None:
+async def cancel_in_queue(*, context: Context, batch: imagebatch.ImageBatch) -> None:
+    """On deletion: queued items go, running ones are dropped when they finish, in every
+    region the batch was enqueued in. A region that does not answer is not waited for:
+    its workers find the batch gone once the finalizer's cleanup (or its sweep) has run."""
+    if batch.metadata.uid is None:
         return
-    try:
-        await core.Queue(redis=region.redis, pool=dispatch.pool_of(owner)).cancel_batch(
-            batch_uid=batch.metadata.uid
+    await cleanup.cancel_everywhere(registry=context.registry, batch=batch)
+
+
+async def cancel_batches_of(*, context: Context, owner: tenant.Tenant) -> None:
+    """The Tenant is being deleted: cancel the queued and running items of each of its
+    unfinished batches, in every region each was enqueued in, and tell each batch why.
+    A region that does not answer now is cancelled by the batch's reporter once it does
+    (the batch is marked orphaned); deletion never waits on a dead region."""
+    name = str(owner.metadata.name)
+    async for found in context.management.list(
+        resources.ImageBatch, namespace=owner.spec.namespace
+    ):
+        batch = imagebatch.ImageBatch.model_validate(resources.as_dict(found))
+        status = batch.status or imagebatch.ImageBatchStatus()
+        if batch.spec.tenant != name or status.phase in batchstatus.TERMINAL:
+            continue
+        if status.region is None:
+            continue  # never enqueued: admission rejects it once the Tenant is gone
+        away = await cleanup.cancel_everywhere(
+            registry=context.registry, batch=batch, pool=dispatch.pool_of(owner)
         )
-    except regions.UNREACHABLE_ERRORS as error:
-        supervision.stop_if_cancelled()  # a cancel a client turned into an error
-        # Deletion must not hang on a dead region; its workers find the batch gone.
-        logger.warning(
-            "batch %s: could not cancel in %s: %s", batch.metadata.name, region.name, error
+        assert batch.metadata.uid is not None
+        context.index.orphan(batch.metadata.uid)
+        left = f"; region(s) {', '.join(away)} when they answer" if away else ""
+        await context.poster.post(
+            batch=batch,
+            event=reporting.Event(
+                type="Warning",
+                reason="TenantDeleted",
+                message=f"tenant {name} was deleted: the batch's unfinished items are"
+                f" cancelled{left}; finished ones are kept",
+            ),
         )
 
 
 async def _choose_region(
     *, context: Context, batch: imagebatch.ImageBatch, owner: tenant.Tenant
 ) -> imagebatch.ImageBatchStatus:
-    """Admit: pick the region and record it (phase Pending) before enqueueing anything."""
-    loads = await dispatch.measure(
-        registry=context.registry, names=owner.spec.regions, pool=dispatch.pool_of(owner)
-    )
+    """Admit: pick the region and record it and the pool (phase Pending) before
+    enqueueing anything."""
+    pool = dispatch.pool_of(owner)
+    loads = await dispatch.measure(registry=context.registry, names=owner.spec.regions, pool=pool)
     chosen = dispatch.choose(preference=owner.spec.regions, loads=loads)
     now = context.clock()
     previous = batch.status or imagebatch.ImageBatchStatus()
@@ -332,8 +284,10 @@ async def _choose_region(
             message=f"no region of the tenant answers: {', '.join(owner.spec.regions)}",
             generation=batch.metadata.generation, now=now,
         )  # fmt: skip
-        await _write(
-            context, batch, previous.model_copy(update={"phase": "Pending", "conditions": waiting})
+        await batchwrites.write_status(
+            management=context.management,
+            batch=batch,
+            status=previous.model_copy(update={"phase": "Pending", "conditions": waiting}),
         )
         raise kopf.TemporaryError("no region reachable", delay=15)
     admitted = conditions.set_condition(
@@ -344,6 +298,8 @@ async def _choose_region(
     status = imagebatch.ImageBatchStatus(
         phase="Pending",
         region=chosen,
+        pool=pool,
+        enqueued_regions=[chosen],
         admitted_at=now,
         deadline=now + datetime.timedelta(seconds=owner.spec.sla.batch_deadline_seconds),
         counts=imagebatch.Counts(total=len(batch.spec.items), queued=len(batch.spec.items)),
@@ -351,7 +307,7 @@ async def _choose_region(
         conditions=admitted,
         observed_generation=batch.metadata.generation,
     )
-    await _write(context, batch, status)
+    await batchwrites.write_status(management=context.management, batch=batch, status=status)
     observe.batch_admitted(tenant_name=batch.spec.tenant, tier=owner.spec.tier)
     return status
 
@@ -376,7 +332,7 @@ async def _reject(
         conditions=refused,
         observed_generation=batch.metadata.generation,
     )
-    await _write(context, batch, status)
+    await batchwrites.write_status(management=context.management, batch=batch, status=status)
     observe.batch_rejected(tenant_name=batch.spec.tenant, reason=refusal.reason)
     kopf.warn(body, reason=refusal.reason, message=refusal.message)
 
@@ -395,27 +351,3 @@ async def _active_batches(*, context: Context, batch: imagebatch.ImageBatch) -> 
             continue
         count += (obj.get("status") or {}).get("phase") in batchstatus.ACTIVE
     return count
-
-
-async def _tenant(*, context: Context, name: str) -> tenant.Tenant | None:
-    try:
-        found = await context.management.get(resources.Tenant, name)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise
-    return tenant.Tenant.model_validate(resources.as_dict(found))
-
-
-async def _write(
-    context: Context, batch: imagebatch.ImageBatch, status: imagebatch.ImageBatchStatus
-) -> None:
-    assert batch.metadata.name is not None
-    await context.management.patch(
-        resources.ImageBatch.Status,
-        batch.metadata.name,
-        {"status": status.model_dump(mode="json", exclude_none=True)},
-        namespace=batch.metadata.namespace,
-        patch_type=PatchType.MERGE,
-    )
-    observe.batch_status(batch=batch, status=status)

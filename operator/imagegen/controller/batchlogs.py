@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from imagegen import logs
-from imagegen.api import meta
+from imagegen.api import imagebatch, meta
 
 
 def correlation_id(body: Mapping[str, Any]) -> str | None:
@@ -32,4 +32,22 @@ def bound(body: Mapping[str, Any]) -> contextlib.AbstractContextManager[None]:
         batch=metadata.get("uid"),
         region=(body.get("status") or {}).get("region"),
         correlation_id=correlation_id(body),
+    )
+
+
+def correlation_of(batch: imagebatch.ImageBatch) -> str | None:
+    """`correlation_id` of a parsed batch."""
+    annotations = batch.metadata.annotations or {}
+    return annotations.get(meta.CORRELATION_ANNOTATION) or batch.metadata.uid
+
+
+def bound_batch(
+    batch: imagebatch.ImageBatch, *, region: str | None
+) -> contextlib.AbstractContextManager[None]:
+    """`bound` for a parsed batch, in the region named."""
+    return logs.bound(
+        tenant=batch.spec.tenant,
+        batch=batch.metadata.uid,
+        region=region,
+        correlation_id=correlation_of(batch),
     )

@@ -7,6 +7,7 @@ finished, and never twice within a second.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import math
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ TERMINAL: frozenset[str] = frozenset(
     {"Succeeded", "PartiallySucceeded", "Failed", "Cancelled", "Rejected"}
 )
 ACTIVE: frozenset[str] = frozenset({"Pending", "Queued", "Running"})
+FINISHED_ITEMS: frozenset[str] = frozenset({"Succeeded", "Failed"})
+"""Item states that are final and carry a result or an error."""
 MIN_SECONDS_BETWEEN_WRITES = 1.0
 PROGRESS_STEPS = 10
 """Progress is written when another 1/PROGRESS_STEPS of the items has finished."""
@@ -43,8 +46,11 @@ def from_progress(
     generation: int | None,
     now: datetime.datetime,
 ) -> imagebatch.ImageBatchStatus:
-    """The status the batch should have, given what its items are doing."""
+    """The status the batch should have, given what its items are doing. A batch that
+    has run never reads Queued again (its items were enqueued anew after a data loss)."""
     phase = phase_of(progress)
+    if phase == "Queued" and previous.phase == "Running":
+        phase = "Running"
     finished = progress.succeeded + progress.failed + progress.cancelled
     started_at = previous.started_at or (now if phase != "Queued" else None)
     completed_at = previous.completed_at or (now if phase in TERMINAL else None)
@@ -79,30 +85,45 @@ def from_progress(
 def with_carried_over(
     *, progress: model.BatchProgress, previous: imagebatch.ImageBatchStatus
 ) -> model.BatchProgress:
-    """The progress of a batch that failed over: the new region's items, plus the items
-    that had finished in the old region before it went away (their results stand)."""
-    moved = {item.id for item in progress.items}
-    carried = tuple(
-        model.ItemProgress(
-            id=item.id,
-            state=item.state,
-            attempts=item.attempts or 0,
-            result={"uri": item.uri, "provider": item.provider} if item.uri else None,
-            error=item.error,
-        )
-        for item in previous.items or ()
-        if item.id not in moved and item.state in ("Succeeded", "Failed")
-    )
+    """The progress with every item the status has seen finish kept finished, so status
+    never goes backwards: after a failover the new region holds only the items that were
+    unfinished, after a region's Redis lost its data it holds only those enqueued again,
+    and after it came back from an older copy it may show a finished item unfinished.
+    An item finished in the status keeps the result it was published with (and is
+    counted once, even when two regions finished it); the others are as the region says."""
+    kept = {item.id: item for item in previous.items or () if item.state in FINISHED_ITEMS}
+    counts = collections.Counter[str]()
+    items = []
+    for item in progress.items:
+        before = kept.pop(item.id, None)
+        if before is None:
+            items.append(item)
+            continue
+        counts[item.state] -= 1
+        counts[before.state] += 1
+        items.append(_as_progress(before))
+    carried = tuple(_as_progress(item) for item in kept.values())
+    counts.update(item.state for item in carried)
     return model.BatchProgress(
         uid=progress.uid,
         total=progress.total + len(carried),
-        queued=progress.queued,
-        running=progress.running,
-        succeeded=progress.succeeded + sum(i.state == "Succeeded" for i in carried),
-        failed=progress.failed + sum(i.state == "Failed" for i in carried),
-        cancelled=progress.cancelled,
+        queued=progress.queued + counts["Queued"],
+        running=progress.running + counts["Running"],
+        succeeded=progress.succeeded + counts["Succeeded"],
+        failed=progress.failed + counts["Failed"],
+        cancelled=progress.cancelled + counts["Cancelled"],
         cancel_requested=progress.cancel_requested,
-        items=carried + progress.items,
+        items=carried + tuple(items),
+    )
+
+
+def _as_progress(item: imagebatch.ItemStatus) -> model.ItemProgress:
+    return model.ItemProgress(
+        id=item.id,
+        state=item.state,
+        attempts=item.attempts or 0,
+        result={"uri": item.uri, "provider": item.provider} if item.uri else None,
+        error=item.error,
     )
 
 

@@ -14,15 +14,14 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import lightkube
 from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
-from imagegen import redisconn, regions, resources
-from imagegen.api import imagebatch, objectstore, tenant
-from imagegen.controller import dispatch
+from imagegen import redisconn, regions, resources, supervision
+from imagegen.api import imagebatch, objectstore
 from imagegen.queue import core, keys
 from imagegen.render import labels
 from imagegen.storage import base
@@ -56,7 +55,8 @@ class Leftover:
 
 
 def pools_of(*, tenant: str, pool: str | None) -> tuple[str, ...]:
-    """The pools to clean: the Tenant's own when known, else both it could have used."""
+    """The pools to clean: the batch's recorded one when known, else both it could have
+    used (a batch dispatched by an operator that did not record it)."""
     if pool is not None:
         return (pool,)
     return (keys.SHARED, keys.dedicated(tenant=tenant))
@@ -206,22 +206,59 @@ async def _patch_pending(
             )
 
 
+def recorded_regions(
+    *, configured: Sequence[str], status: imagebatch.ImageBatchStatus
+) -> list[str]:
+    """Every region the batch's items may be in, by what its status recorded at dispatch
+    and failover, in `configured` order; a batch dispatched by an operator that recorded
+    only its current region may have failed over from any configured one. A batch never
+    dispatched has none."""
+    if status.enqueued_regions:
+        names = {*status.enqueued_regions, *([status.region] if status.region else [])}
+    elif status.region is not None:
+        names = set(configured)
+    else:
+        names = set()
+    return [name for name in configured if name in names]
+
+
 def leftovers_of(
-    *, registry: regions.Registry, tenant: str, batch_uid: str, pool: str | None,
-    batch_region: str | None, tenant_regions: Iterable[str] | None,
+    *, configured: Sequence[str], tenant: str, batch_uid: str,
+    status: imagebatch.ImageBatchStatus,
 ) -> list[Leftover]:  # fmt: skip
-    """Where a deleted batch may have data: its region, and every region its Tenant
-    allows (a failed-over batch has images in two; a prefix no region holds costs one
-    listing), or every configured region when the Tenant is gone."""
-    names = set(tenant_regions) if tenant_regions is not None else set(registry.names())
-    if batch_region is not None:
-        names.add(batch_region)
-    pools = pools_of(tenant=tenant, pool=pool)
+    """Where a deleted batch may have data (a failed-over batch has images in two
+    regions), in the pool its status recorded."""
+    pools = pools_of(tenant=tenant, pool=status.pool)
     return [
         Leftover(region=name, tenant=tenant, batch_uid=batch_uid, pools=pools)
-        for name in registry.names()
-        if name in names
+        for name in recorded_regions(configured=configured, status=status)
     ]
+
+
+async def cancel_everywhere(
+    *, registry: regions.Registry, batch: imagebatch.ImageBatch, pool: str | None = None
+) -> list[str]:
+    """Cancel the batch's queued and running items in every region it was enqueued in,
+    in the pool its status recorded (else `pool`, else both it could have used); return
+    the regions that did not answer in time. Finished items keep their results."""
+    status = batch.status or imagebatch.ImageBatchStatus()
+    assert batch.metadata.uid is not None
+    pools = pools_of(tenant=batch.spec.tenant, pool=status.pool or pool)
+    away = []
+    for name in recorded_regions(configured=registry.names(), status=status):
+        region = registry.get(name)
+        assert region is not None
+        try:
+            async with asyncio.timeout(CALL_SECONDS):
+                for each in pools:
+                    await core.Queue(redis=region.redis, pool=each).cancel_batch(
+                        batch_uid=batch.metadata.uid
+                    )
+        except _AWAY as error:
+            supervision.stop_if_cancelled()  # a cancel a client turned into an error
+            logger.warning("batch %s: not cancelled in %s: %s", batch.metadata.name, name, error)
+            away.append(name)
+    return away
 
 
 async def on_deleted(
@@ -230,23 +267,20 @@ async def on_deleted(
     management: lightkube.AsyncClient,
     namespace: str,
     batch: imagebatch.ImageBatch,
-    owner: tenant.Tenant | None,
 ) -> None:
     """The batch's finalizer: its images and queue keys go in every region they may be
-    in, now or (a region that does not answer) by the sweep."""
+    in, now or (a region that does not answer) by the sweep. Whether its Tenant still
+    exists does not matter: the status says where its data is."""
     if batch.metadata.uid is None:
         return
-    status = batch.status or imagebatch.ImageBatchStatus()
     await delete_everywhere(
         registry=registry,
         management=management,
         namespace=namespace,
         leftovers=leftovers_of(
-            registry=registry,
+            configured=registry.names(),
             tenant=batch.spec.tenant,
             batch_uid=batch.metadata.uid,
-            pool=dispatch.pool_of(owner) if owner is not None else None,
-            batch_region=status.region,
-            tenant_regions=owner.spec.regions if owner is not None else None,
+            status=batch.status or imagebatch.ImageBatchStatus(),
         ),
     )

@@ -89,13 +89,15 @@ async def enqueue(
     region: regions.RegionClient,
     batch: imagebatch.ImageBatch,
     owner: tenant.Tenant,
+    pool: str,
     items: Sequence[imagebatch.Item] | None = None,
     correlation_id: str | None = None,
 ) -> int:
-    """Put the batch's items (or the given subset) in the region's queue; return how many
-    were new there. The correlation id rides in every item's payload to the worker."""
+    """Put the batch's items (or the given subset) in the pool's queue in the region (the
+    pool recorded in its status); return how many were new there. The owner gives the
+    tier and providers; the correlation id rides in every item's payload to the worker."""
     assert batch.metadata.uid is not None
-    queue = core.Queue(redis=region.redis, pool=pool_of(owner))
+    queue = core.Queue(redis=region.redis, pool=pool)
     reference = model.BatchRef(
         uid=batch.metadata.uid,
         tenant=batch.spec.tenant,

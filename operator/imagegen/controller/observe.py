@@ -189,6 +189,16 @@ def batch_failed_over(*, tenant_name: str, away_from: str) -> None:
     metrics.FAILOVERS.labels(tenant=tenant_name, region=away_from).inc()
 
 
+def queue_data_lost(*, tenant_name: str, region: str) -> None:
+    """A batch's items were missing from the region's Redis and were enqueued again."""
+    metrics.QUEUE_DATA_LOST.labels(tenant=tenant_name, region=region).inc()
+
+
+def leftovers_cancelled(*, tenant_name: str, region: str, count: int) -> None:
+    """Unfinished items of a failed-over batch were cancelled in the region it left."""
+    metrics.LEFTOVERS_CANCELLED.labels(tenant=tenant_name, region=region).inc(count)
+
+
 def batch_finished(*, tenant_name: str, status: imagebatch.ImageBatchStatus) -> None:
     """Count a batch that just ended against its SLA (a cancelled one counts neither way)."""
     if status.sla_met is None or status.phase == "Cancelled":

@@ -16,11 +16,15 @@ from imagegen import regions, supervision
 from imagegen.api import meta, operatorconfig
 from imagegen.controller import (
     batches,
+    batchevents,
+    batchindex,
     capacity,
     cleanup,
     livecache,
     login,
     observe,
+    relocation,
+    reporter,
     retention,
     secretaccess,
     settings,
@@ -110,13 +114,23 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             management=management,
             operator_subject=await secretaccess.identity(management),
         )
+        index = batchindex.Index()
+        poster = batchevents.Poster(management=management, level=options.event_level)
         batch_context = batches.Context(
             registry=registry,
             management=management,
-            failover_after_seconds=config.failover_after_seconds,
+            index=index,
+            poster=poster,
             operator_namespace=config.operator_namespace,
         )
         loops = supervision.Supervisor()
+        for name, each in reporter.reporters(
+            registry=registry,
+            index=index,
+            mover=relocation.Mover(registry=registry, management=management, poster=poster),
+            settings=reporter.Settings(failover_after_seconds=config.failover_after_seconds),
+        ).items():
+            loops.start(f"reporter {name}", each.run())
         loops.start(
             "drift sweep",
             sweep.run_forever(

@@ -13,6 +13,8 @@ from imagegen.controller import bookkeeping
 from imagegen.metrics import serve
 
 FINALIZER = f"{meta.GROUP}/finalizer"
+COMPONENT = "imagegen-operator"
+"""The component named on every Event the operator posts (Kopf's and its own)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -81,5 +83,5 @@ def kopf_settings(*, options: OperatorOptions) -> kopf.OperatorSettings:
     settings.watching.connect_timeout = options.timeouts.connect_seconds
     settings.watching.inactivity_timeout = options.timeouts.watch_inactivity_seconds
     settings.posting.level = options.event_level
-    settings.posting.reporting_component = "imagegen-operator"
+    settings.posting.reporting_component = COMPONENT
     return settings

@@ -63,6 +63,20 @@ FAILOVERS = Counter(
     ["tenant", "region"],
     registry=REGISTRY,
 )
+QUEUE_DATA_LOST = Counter(
+    "imagegen_batch_queue_data_lost_total",
+    "Times a batch's unfinished items were missing from its region's Redis (the Redis lost"
+    " its data) and were enqueued again, by tenant and region.",
+    ["tenant", "region"],
+    registry=REGISTRY,
+)
+LEFTOVERS_CANCELLED = Counter(
+    "imagegen_batch_leftover_items_cancelled_total",
+    "Unfinished items of failed-over batches cancelled in the region they had left, once"
+    " it answered again (so they are not generated twice), by tenant and that region.",
+    ["tenant", "region"],
+    registry=REGISTRY,
+)
 SLA_MET = Counter(
     "imagegen_batches_sla_met_total",
     "Batches that completed before their deadline, by tenant and tier.",

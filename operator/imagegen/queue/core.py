@@ -58,15 +58,16 @@ class Queue:
         self._redis = redis
         self._scripts = lua.register(client=redis)
 
-    def channel(self, *, batch_uid: str) -> str:
-        """The sharded pub/sub channel (SSUBSCRIBE) of a batch's events.
+    @property
+    def channel(self) -> str:
+        """The pool's sharded pub/sub channel (SSUBSCRIBE) of its items' state changes.
 
-        Messages are JSON: `{"item", "state", "attempts"}` for one item, or
-        `{"state", "count"}` when a batch's items are enqueued or cancelled together. They
-        say when to look again; `progress` is the truth, since pub/sub drops messages
-        while nobody listens.
+        Messages are JSON naming the batch: `{"batch", "item", "state", "attempts"}` for one
+        item, or `{"batch", "state", "count"}` when a batch's items are enqueued or
+        cancelled together (`batch_of_event` reads them). They say when to look again;
+        `progress` is the truth, since pub/sub drops messages while nobody listens.
         """
-        return self.keyspace.events(uid=batch_uid)
+        return self.keyspace.events
 
     async def enqueue_batch(self, *, batch: model.BatchRef, items: Sequence[model.ItemSpec]) -> int:
         """Queue a batch's items in one round trip; return how many were new.
@@ -84,7 +85,7 @@ class Queue:
             batch.priority,
             batch.weight,
             self._now_ms(),
-            self.channel(batch_uid=batch.uid),
+            self.channel,
         ]
         for item in items:
             argv += [item.id, json.dumps(item.payload, separators=(",", ":"))]
@@ -276,6 +277,17 @@ class Queue:
 
     def _lease_ms(self) -> int:
         return round(self.lease_seconds * 1000)
+
+
+def batch_of_event(data: bytes | str) -> str | None:
+    """The uid of the batch a channel message names, or None for one naming none (or not
+    a message of ours)."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    batch = message.get("batch") if isinstance(message, dict) else None
+    return batch if isinstance(batch, str) and batch else None
 
 
 def _item_progress(row: list[Any]) -> model.ItemProgress:

@@ -16,8 +16,8 @@ Keys of pool P (`ig:q:{P}:` prefix):
 - `seq` STRING: enqueue counter; orders items within a lane.
 - `lane:<tier>:<tenant>` ZSET: the tenant's queued item keys, scored so that high comes
   before normal before low, then first in first out (see `core`).
-- `batch:<uid>` HASH: tenant, tier, priority, channel, `cancelled`, `total` and one counter
-  per item state (`Queued`, `Running`, `Succeeded`, `Failed`, `Cancelled`).
+- `batch:<uid>` HASH: uid, tenant, tier, priority, channel, `cancelled`, `total` and one
+  counter per item state (`Queued`, `Running`, `Succeeded`, `Failed`, `Cancelled`).
 - `batch:<uid>:items` LIST: the batch's item keys in enqueue order.
 - `item:<uid>:<id>` HASH: uid, id, tenant, tier, priority, its lane and batch keys, score,
   payload (JSON), state, attempts, enqueued (ms), token, worker, expires (ms), result
@@ -26,8 +26,9 @@ Keys of pool P (`ig:q:{P}:` prefix):
 - `store-trouble` STRING (JSON, expiring): the pool's workers' latest failure to reach the
   region's object store, cleared by their next success (see `storehealth`).
 
-Channel `ig:q:{P}:events:<uid>` (sharded pub/sub) carries one JSON message per state
-change of the batch's items.
+Channel `ig:q:{P}:events` (sharded pub/sub) carries one JSON message per state change of
+the pool's items, naming the batch: one channel per pool, so a region's reporter listens to
+a handful of channels whatever the number of batches.
 
 Lua scripts never assemble a key: they get the keys above as KEYS, or read a key that was
 written from KEYS (an item's lane and batch, a lane key held in a ring).
@@ -142,6 +143,7 @@ class Keyspace:
         """HASH of one item."""
         return self._key("item", _segment(uid), _segment(item_id))
 
-    def events(self, *, uid: str) -> str:
-        """Sharded pub/sub channel of a batch's item state changes."""
-        return self._key("events", _segment(uid))
+    @property
+    def events(self) -> str:
+        """Sharded pub/sub channel of the pool's item state changes."""
+        return self._key("events")

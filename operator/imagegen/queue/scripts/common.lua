@@ -32,10 +32,15 @@ local function move_count(batch, from, to)
   redis.call('HINCRBY', batch, to, 1)
 end
 
+-- On the pool's channel, naming the batch (a batch enqueued before its hash kept its uid
+-- names none until its next enqueue).
 local function publish(batch, message)
-  local channel = redis.call('HGET', batch, 'channel')
-  if channel then
-    redis.call('SPUBLISH', channel, cjson.encode(message))
+  local f = redis.call('HMGET', batch, 'channel', 'uid')
+  if f[1] then
+    if f[2] then
+      message.batch = f[2]
+    end
+    redis.call('SPUBLISH', f[1], cjson.encode(message))
   end
 end
 

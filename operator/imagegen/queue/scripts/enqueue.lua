@@ -9,9 +9,11 @@ if redis.call('HGET', batch, 'cancelled') == '1' then
 end
 if redis.call('HEXISTS', batch, 'tenant') == 0 then
   redis.call('HSET', batch, 'tenant', tenant, 'tier', tier, 'priority', priority,
-    'channel', channel, 'cancelled', 0, 'total', 0, 'Queued', 0, 'Running', 0,
+    'cancelled', 0, 'total', 0, 'Queued', 0, 'Running', 0,
     'Succeeded', 0, 'Failed', 0, 'Cancelled', 0)
 end
+-- Every time: a batch enqueued by an older operator moves to the pool's channel.
+redis.call('HSET', batch, 'uid', uid, 'channel', channel)
 redis.call('HSET', WEIGHT, lane, weight)
 local added = 0
 for i = 10, #KEYS do
