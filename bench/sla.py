@@ -89,8 +89,10 @@ def main() -> None:
     recordings: list[figures.Recording] = []
     began = time.monotonic()
     with stack.running(capacity=settings.capacity, premium_max=settings.premium_max) as world:
-        print(f"stack ready in {time.monotonic() - began:.0f}s; gateway {world.gateway_url}",
-              flush=True)  # fmt: skip
+        print(
+            f"stack ready in {time.monotonic() - began:.0f}s; gateway {world.gateway_url}",
+            flush=True,
+        )
         for name in SCENARIOS:
             started = time.monotonic()
             print(f"scenario {name}: warm-up, then {settings.minutes:g} min", flush=True)
@@ -100,7 +102,7 @@ def main() -> None:
     report["wall_minutes"] = round((time.monotonic() - began) / 60, 1)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "sla.json").write_text(json.dumps(report, indent=2) + "\n")
-    figures.plot(recordings, path=args.results / "sla.png")
+    figures.plot(recordings, path=args.results / "sla.png", deadline_seconds=DEADLINE_SECONDS)
     print(f"settings: {json.dumps(report['settings'])}")
     figures.print_table(report)
 

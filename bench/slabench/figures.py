@@ -122,8 +122,9 @@ def window_samples(recording: Recording) -> list[Sample]:
     return [s for s in recording.samples if recording.window_start <= s.at <= recording.window_end]
 
 
-def summarize(recording: Recording, *, deadline_seconds: int, slots_per_worker: int,
-              image_seconds: float) -> dict[str, Any]:  # fmt: skip
+def summarize(
+    recording: Recording, *, deadline_seconds: int, slots_per_worker: int, image_seconds: float
+) -> dict[str, Any]:
     """The figures of one scenario."""
     inside = window_samples(recording)
     if len(inside) < 2:
@@ -224,9 +225,19 @@ def _mean(values: Sequence[int]) -> float:
 
 def print_table(report: dict[str, Any]) -> None:
     """The figures of every scenario, one row each, then the ratios."""
-    header = ("scenario", "premium batches", "SLAMet", "p50 s", "p99 s", "max s",
-              "std img/min", "vs baseline", "std share of shared pool",
-              "shared pool Running (mean)", "std workers preempted")  # fmt: skip
+    header = (
+        "scenario",
+        "premium batches",
+        "SLAMet",
+        "p50 s",
+        "p99 s",
+        "max s",
+        "std img/min",
+        "vs baseline",
+        "std share of shared pool",
+        "shared pool Running (mean)",
+        "std workers preempted",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, figures in report["scenarios"].items():
@@ -246,19 +257,24 @@ def print_table(report: dict[str, Any]) -> None:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
     for name, figures in report["scenarios"].items():
         if "premium_seconds" in figures:
-            print(f"{name}: premium batch seconds in submission order:",
-                  " ".join(figures["premium_seconds"]))  # fmt: skip
-        print(f"{name}: warm-up {figures['warmup_seconds']} s, window"
-              f" {figures['window_minutes']} min; shared pool made"
-              f" {figures['shared_images_per_worker_minute']} images per worker-minute (ideal"
-              f" {figures['ideal_images_per_worker_minute']}); premium workers preempted"
-              f" {figures['preempted_premium_workers']}; gateway {figures['gateway']}")  # fmt: skip
+            print(
+                f"{name}: premium batch seconds in submission order:",
+                " ".join(figures["premium_seconds"]),
+            )
+        print(
+            f"{name}: warm-up {figures['warmup_seconds']} s, window"
+            f" {figures['window_minutes']} min; shared pool made"
+            f" {figures['shared_images_per_worker_minute']} images per worker-minute (ideal"
+            f" {figures['ideal_images_per_worker_minute']}); premium workers preempted"
+            f" {figures['preempted_premium_workers']}; gateway {figures['gateway']}"
+        )
     for key, value in report["gains"].items():
         print(f"{key}: {value}")
 
 
-def plot(recordings: Sequence[Recording], *, path: pathlib.Path) -> None:
-    """Replicas over time per pool, one panel per scenario, the window shaded."""
+def plot(recordings: Sequence[Recording], *, path: pathlib.Path, deadline_seconds: int) -> None:
+    """Replicas over time per pool, one panel per scenario with the window shaded, and a
+    last panel with every premium batch's time to done against the deadline."""
     # Imported here: a benchmark-only dependency (the `bench` extra).
     import matplotlib
 
@@ -266,26 +282,99 @@ def plot(recordings: Sequence[Recording], *, path: pathlib.Path) -> None:
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(
-        len(recordings), 1, figsize=(10, 3.2 * len(recordings)), sharex=True, squeeze=False
+        len(recordings) + 1, 1, figsize=(10, 3.2 * (len(recordings) + 1)), squeeze=False
     )
-    for axis, recording in zip(axes[:, 0], recordings, strict=True):
-        at = [s.at for s in recording.samples]
-        for pool in sorted({key for s in recording.samples for key in s.pools}):
-            label = "shared pool" if pool == SHARED else "premium pool"
-            series = [s.pools.get(pool) for s in recording.samples]
-            line = axis.step(at, [p.hpa_replicas if p else 0 for p in series], where="post",
-                             label=f"{label}: HPA replicas")[0]  # fmt: skip
-            axis.plot(at, [p.running if p else 0 for p in series], linestyle=":",
-                      color=line.get_color(), label=f"{label}: Running pods")  # fmt: skip
-            if pool != SHARED:
-                axis.plot(at, [p.outside_node_pool if p else 0 for p in series],
-                          linestyle="--", color=line.get_color(),
-                          label=f"{label}: Running outside its node pool")  # fmt: skip
-        axis.axvspan(recording.window_start, recording.window_end, color="grey", alpha=0.12,
-                     label="measurement window")  # fmt: skip
-        axis.set_title(f"{recording.scenario}: worker replicas per pool")
-        axis.set_ylabel("replicas")
-        axis.legend(loc="lower right", fontsize="x-small")
-    axes[-1, 0].set_xlabel("seconds since the scenario's flood began")
+    for axis, recording in zip(axes[:-1, 0], recordings, strict=True):
+        _plot_replicas(axis, recording)
+    _plot_premium(axes[-1, 0], recordings, deadline_seconds=deadline_seconds)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
+
+
+_COLOURS = {SHARED: "tab:blue", "premium": "tab:orange"}
+
+
+def _plot_replicas(axis: Any, recording: Recording) -> None:
+    at = [s.at for s in recording.samples]
+    for pool in sorted({key for s in recording.samples for key in s.pools}):
+        kind = SHARED if pool == SHARED else "premium"
+        colour, label = _COLOURS[kind], f"{kind} pool"
+        series = [s.pools.get(pool) for s in recording.samples]
+        axis.step(
+            at,
+            [p.hpa_replicas if p else 0 for p in series],
+            where="post",
+            color=colour,
+            label=f"{label}: HPA replicas",
+        )
+        axis.plot(
+            at,
+            [p.running if p else 0 for p in series],
+            linestyle=":",
+            color=colour,
+            label=f"{label}: Running pods",
+        )
+        if kind != SHARED:
+            axis.plot(
+                at,
+                [p.outside_node_pool if p else 0 for p in series],
+                linestyle="--",
+                color=colour,
+                label=f"{label}: Running outside its node pool",
+            )
+    axis.axvspan(
+        recording.window_start,
+        recording.window_end,
+        color="grey",
+        alpha=0.12,
+        label="measurement window",
+    )
+    axis.set_title(f"{recording.scenario}: worker replicas per pool")
+    axis.set_ylabel("replicas")
+    axis.set_xlabel("seconds since the scenario's flood began")
+    axis.set_ylim(bottom=0)
+    axis.legend(loc="best", fontsize="x-small")
+
+
+def _plot_premium(axis: Any, recordings: Sequence[Recording], *, deadline_seconds: int) -> None:
+    for recording, colour in zip(recordings, ("tab:grey", "tab:green", "tab:red"), strict=False):
+        if recording.premium is None:
+            continue
+        mine = sorted(
+            (b for b in recording.batches if b.tenant == recording.premium), key=lambda b: b.created
+        )
+        times = premium_seconds(
+            mine, premium=recording.premium, waited_until=recording.waited_until
+        )
+        first = mine[0].created if mine else 0.0
+        done = [
+            (b.created - first, t.seconds)
+            for b, t in zip(mine, times, strict=True)
+            if not t.lower_bound
+        ]
+        waiting = [
+            (b.created - first, t.seconds)
+            for b, t in zip(mine, times, strict=True)
+            if t.lower_bound
+        ]
+        axis.plot(
+            [d[0] for d in done],
+            [d[1] for d in done],
+            "o",
+            color=colour,
+            label=f"{recording.scenario}: done",
+        )
+        if waiting:
+            axis.plot(
+                [w[0] for w in waiting],
+                [w[1] for w in waiting],
+                "^",
+                color=colour,
+                fillstyle="none",
+                label=f"{recording.scenario}: unfinished (at least)",
+            )
+    axis.axhline(deadline_seconds, color="black", linestyle="--", linewidth=1, label="deadline")
+    axis.set_title("premium batches: seconds from POST to done, by submission time")
+    axis.set_xlabel("seconds since the first premium batch")
+    axis.set_ylabel("seconds")
+    axis.legend(loc="upper left", fontsize="x-small")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import math
 import sys
 import time
@@ -37,6 +38,8 @@ STANDARD_TENANTS = 10
 PREMIUM_BATCH = 100
 PREMIUM_EVERY_SECONDS = 30
 SAMPLE_SECONDS = 5.0
+PROGRESS_EVERY_SAMPLES = 12
+"""A progress line a minute: a 15-minute run is long to watch in silence."""
 STEADY_SECONDS = 30.0
 WARMUP_LIMIT_SECONDS = 480.0
 DRAIN_GRACE_SECONDS = 30.0
@@ -66,10 +69,15 @@ def run(*, scenario: str, world: stack.Stack, settings: Settings) -> figures.Rec
     dedicated = scenario == "dedicated"
     standard = [f"standard-{index}-{suffix}" for index in range(STANDARD_TENANTS)]
     manifests = [
-        tenants.manifest(name, tier="standard", dedicated=False, premium_max=settings.premium_max,
-                         deadline_seconds=settings.deadline_seconds)
+        tenants.manifest(
+            name,
+            tier="standard",
+            dedicated=False,
+            premium_max=settings.premium_max,
+            deadline_seconds=settings.deadline_seconds,
+        )
         for name in standard
-    ]  # fmt: skip
+    ]
     if premium is not None:
         manifests.append(
             tenants.manifest(
@@ -183,13 +191,23 @@ class _Drive:
             image_seconds=self.settings.image_seconds,
         )
         watches = [
-            reflector.Reflector(client=admin, resource=resources.ImageBatch, what="batches",
-                                sink=self.batches, watch_seconds=_WATCH_SECONDS,
-                                namespace=lightkube.ALL_NS),
-            reflector.Reflector(client=region, resource=core_v1.Pod, what="worker pods",
-                                sink=self.pods, watch_seconds=_WATCH_SECONDS,
-                                namespace=stack.WORKERS),
-        ]  # fmt: skip
+            reflector.Reflector(
+                client=admin,
+                resource=resources.ImageBatch,
+                what="batches",
+                sink=self.batches,
+                watch_seconds=_WATCH_SECONDS,
+                namespace=lightkube.ALL_NS,
+            ),
+            reflector.Reflector(
+                client=region,
+                resource=core_v1.Pod,
+                what="worker pods",
+                sink=self.pods,
+                watch_seconds=_WATCH_SECONDS,
+                namespace=stack.WORKERS,
+            ),
+        ]
         try:
             async with httpx2.AsyncClient(
                 base_url=self.world.gateway_url, timeout=30, trust_env=False
@@ -234,8 +252,10 @@ class _Drive:
             )
             warmup = await self._warm_up()
             window_start = (await self._sample(region=region, followers=followers)).at
+            self._say(f"steady after {warmup:.0f}s; measuring")
             premium_ids = await self._window(submitter=submitter)
             window_end = (await self._sample(region=region, followers=followers)).at
+            self._say("window closed; waiting for the premium batches" if premium_ids else "done")
             await self._drain(premium_ids)
             waited_until = time.time()
             for task in background:
@@ -315,9 +335,15 @@ class _Drive:
     async def _sample_forever(
         self, *, region: lightkube.AsyncClient, followers: workers.Followers
     ) -> None:
-        while True:
-            await self._sample(region=region, followers=followers)
+        for count in itertools.count():
+            sample = await self._sample(region=region, followers=followers)
+            if count % PROGRESS_EVERY_SAMPLES == 0:
+                self._say(_progress(sample, premium=self.premium))
             await asyncio.sleep(SAMPLE_SECONDS)
+
+    def _say(self, text: str) -> None:
+        elapsed = asyncio.get_running_loop().time() - self._began
+        print(f"  {self.scenario} {elapsed:5.0f}s {text}", flush=True)
 
     async def _sample(
         self, *, region: lightkube.AsyncClient, followers: workers.Followers
@@ -350,3 +376,19 @@ class _Drive:
         )
         self.samples.append(sample)
         return sample
+
+
+def _progress(sample: figures.Sample, *, premium: str | None) -> str:
+    """`shared 8/8 (0 pending) | premium 6/6 (2 outside) | images: standard 1234, premium 500`:
+    Running pods of the HPA's replicas per pool, then the images made so far."""
+    pools = " | ".join(
+        f"{'shared' if name == figures.SHARED else 'premium'} {p.running}/{p.hpa_replicas}"
+        f" ({p.pending} pending"
+        + ("" if name == figures.SHARED else f", {p.outside_node_pool} outside")
+        + ")"
+        for name, p in sample.pools.items()
+    )
+    made = f"images: standard {sample.standard_images}"
+    if premium is not None:
+        made += f", premium {sample.premium_images}"
+    return f"{pools} | {made}"
