@@ -300,27 +300,17 @@ def _plot_replicas(axis: Any, recording: Recording) -> None:
         kind = SHARED if pool == SHARED else "premium"
         colour, label = _COLOURS[kind], f"{kind} pool"
         series = [s.pools.get(pool) for s in recording.samples]
-        axis.step(
-            at,
-            [p.hpa_replicas if p else 0 for p in series],
-            where="post",
-            color=colour,
-            label=f"{label}: HPA replicas",
-        )
-        axis.plot(
-            at,
-            [p.running if p else 0 for p in series],
-            linestyle=":",
-            color=colour,
-            label=f"{label}: Running pods",
-        )
+        lines = [("hpa_replicas", "-", "HPA replicas"), ("running", ":", "Running pods")]
         if kind != SHARED:
-            axis.plot(
+            lines.append(("outside_node_pool", "--", "Running outside its node pool"))
+        for field, style, what in lines:
+            axis.step(
                 at,
-                [p.outside_node_pool if p else 0 for p in series],
-                linestyle="--",
+                [getattr(p, field) if p else 0 for p in series],
+                where="post",
+                linestyle=style,
                 color=colour,
-                label=f"{label}: Running outside its node pool",
+                label=f"{label}: {what}",
             )
     axis.axvspan(
         recording.window_start,

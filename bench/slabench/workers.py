@@ -57,7 +57,8 @@ class PodBook:
             phase = status.phase if status else None
             if phase == "Running":
                 running += 1
-                outside += spec is not None and spec.nodeName not in node_pool
+                if spec is not None and spec.nodeName not in node_pool:
+                    outside += 1
             elif phase == "Pending":
                 pending += 1
         return PodCounts(running=running, pending=pending, outside_node_pool=outside)
