@@ -47,8 +47,9 @@ bench-autoscale: $(BIN)/.installed controlplane
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[bench]'
 	$(BIN)/python bench/autoscale.py
 
-# The premium SLA under a standard flood: three scenarios of 15 minutes each (MINUTES=3
-# for a short run); bench/results/sla.json and .png.
+# The premium SLA under a standard flood: three scenarios, each measured for MINUTES after
+# its warm-up (about an hour in all at 15; MINUTES=2 for a smoke run of about 20 minutes);
+# bench/results/sla.json and .png.
 MINUTES ?= 15
 bench-sla: $(BIN)/.installed controlplane
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[bench]'

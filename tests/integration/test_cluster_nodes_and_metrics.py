@@ -317,6 +317,32 @@ def test_stopping_a_cluster_with_nodes_and_metrics_leaves_nothing(
         assert not pathlib.Path(f"/proc/{pid}").exists(), f"process {pid} was not reaped"
 
 
+def test_simulated_nodes_offer_the_allocatable_the_options_give(
+    binaries: dict[str, pathlib.Path], tmp_path: pathlib.Path
+) -> None:
+    # Room for two workers of 500m: what a benchmark gives to fill a region.
+    small = {"cpu": "1", "memory": "4Gi", "pods": "20"}
+    running = cluster.start(
+        name="small-nodes",
+        workdir=tmp_path / "small-nodes",
+        binaries=binaries,
+        options=cluster.ClusterOptions(scheduler=True, nodes=2, node_allocatable=small),
+    )
+    try:
+        with resources.client_from_kubeconfig(path=running.kubeconfig) as admin:
+            nodes = waiting.until(
+                lambda: (found := list(admin.list(core.Node))) and len(found) == 2 and found,
+                timeout=60,
+                what="two nodes",
+            )
+            offered = [
+                dict((node.status.allocatable or {}) if node.status else {}) for node in nodes
+            ]
+    finally:
+        running.stop()
+    assert offered == [small, small]
+
+
 def _metrics_api_answers(running: cluster.LocalCluster) -> bool:
     try:
         running.get("/apis/metrics.k8s.io/v1beta1/nodes")

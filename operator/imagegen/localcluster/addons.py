@@ -66,8 +66,10 @@ def wanted(
     binaries: Mapping[str, pathlib.Path],
     certs: pki.ClusterPKI,
     kubeconfig: pathlib.Path,
+    node_allocatable: Mapping[str, str] = NODE_ALLOCATABLE,
 ) -> list[Addon]:
-    """The addons a cluster with `nodes` simulated nodes, and metrics or not, runs."""
+    """The addons a cluster with `nodes` simulated nodes (each offering
+    `node_allocatable`), and metrics or not, runs."""
     chosen = []
     if nodes:
         chosen.append(
@@ -77,6 +79,7 @@ def wanted(
                 certs=certs,
                 config_files=kwokfiles.config_files(),
                 nodes=nodes,
+                allocatable=node_allocatable,
             )
         )
     if metrics:
@@ -93,8 +96,10 @@ def kwok(
     certs: pki.ClusterPKI,
     config_files: Sequence[pathlib.Path],
     nodes: int,
+    allocatable: Mapping[str, str] = NODE_ALLOCATABLE,
 ) -> Addon:
-    """kwok managing `nodes` simulated Nodes, serving their kubelet endpoint on one port."""
+    """kwok managing `nodes` simulated Nodes of `allocatable` each (and any Node created
+    later), serving their kubelet endpoint on one port."""
     port = process.free_port()
     argv = [
         str(binary),
@@ -115,7 +120,13 @@ def kwok(
         name="kwok",
         argv=argv,
         port=port,
-        objects=[_node(f"{NODE_PREFIX}{index}") for index in range(nodes)],
+        objects=[
+            ApiObject(
+                collection="/api/v1/nodes",
+                manifest=node_manifest(f"{NODE_PREFIX}{index}", allocatable=allocatable),
+            )
+            for index in range(nodes)
+        ],
     )
 
 
@@ -143,10 +154,6 @@ def metrics_server(
     return Addon(
         name="metrics-server", argv=argv, port=port, objects=_metrics_api_objects(port=port)
     )
-
-
-def _node(name: str) -> ApiObject:
-    return ApiObject(collection="/api/v1/nodes", manifest=node_manifest(name))
 
 
 def node_manifest(

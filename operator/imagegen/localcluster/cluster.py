@@ -48,8 +48,13 @@ class ClusterOptions:
     scheduler: bool = False
     """kube-scheduler binds pods to (simulated) nodes; a cluster without pods needs none."""
     nodes: int = 0
-    """Simulated nodes run by kwok, each with addons.NODE_ALLOCATABLE; pods on them turn
+    """Simulated nodes run by kwok, each with `node_allocatable`; pods on them turn
     Running and use the CPU of their addons.USAGE_CPU_ANNOTATION. Needs the scheduler."""
+    node_allocatable: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: dict(addons.NODE_ALLOCATABLE)
+    )
+    """What each simulated node offers (cpu, memory, pods): by default room for everything
+    the tests run; a benchmark that wants a full region gives less."""
     metrics: bool = False
     """metrics-server, serving metrics.k8s.io (what the HPA controller reads) from kwok."""
     controller_manager_flags: Sequence[str] = ()
@@ -276,6 +281,7 @@ def launch(
             )
         for addon in addons.wanted(
             nodes=options.nodes,
+            node_allocatable=options.node_allocatable,
             metrics=options.metrics,
             binaries=binaries,
             certs=certs,
