@@ -14,6 +14,7 @@ from lightkube import codecs
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1, policy_v1
 
 from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import cluster, operatorsetup
 from tests import builders
 from tests.integration import waiting
@@ -52,7 +53,7 @@ class World:
 
     @contextlib.contextmanager
     def region(self, name: str) -> Iterator[lightkube.Client]:
-        with resources.client_from_kubeconfig(path=self.regions[name].kubeconfig) as client:
+        with clients.sync_client(kubeconfig=self.regions[name].kubeconfig) as client:
             yield client
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:

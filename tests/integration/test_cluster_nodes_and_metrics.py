@@ -18,7 +18,7 @@ from lightkube.resources import apps_v1 as apps
 from lightkube.resources import core_v1 as core
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler as Hpa
 
-from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import addons, cluster, process, redis
 from imagegen.queue import core as queue_core
 from imagegen.queue import model
@@ -51,7 +51,7 @@ def region(regions: dict[str, cluster.LocalCluster]) -> cluster.LocalCluster:
 @pytest.fixture
 def client(region: cluster.LocalCluster) -> Iterator[lightkube.Client]:
     """An admin client of the region."""
-    with resources.client_from_kubeconfig(path=region.kubeconfig) as admin:
+    with clients.sync_client(kubeconfig=region.kubeconfig) as admin:
         yield admin
 
 
