@@ -49,3 +49,16 @@ async def test_a_mailbox_keeps_only_the_latest_state() -> None:
     assert not waiting.done()
     box.put(("DELETED", {}))
     assert await asyncio.wait_for(waiting, 1) == ("DELETED", {})
+
+
+async def test_an_ended_mailbox_raises_for_its_waiter_and_every_later_get() -> None:
+    box = streamhub.Mailbox()
+    waiting = asyncio.create_task(box.get())
+    await asyncio.sleep(0)
+    box.end(streamhub.WatchEndedError("the watch of tenant-a ended", gave_up=True))
+    with pytest.raises(streamhub.WatchEndedError) as ended:
+        await asyncio.wait_for(waiting, 1)
+    assert ended.value.gave_up
+    box.put(("MODIFIED", {"v": 3}))
+    with pytest.raises(streamhub.WatchEndedError):
+        await asyncio.wait_for(box.get(), 1)
