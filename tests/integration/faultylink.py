@@ -17,6 +17,8 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+import yaml
+
 from imagegen.localcluster import cluster
 
 _CHUNK = 65536
@@ -125,20 +127,21 @@ class FaultyLink:
 
 
 @contextlib.contextmanager
-def link_to(target: cluster.LocalCluster, *, workdir: pathlib.Path) -> Iterator[LinkedCluster]:
-    """A FaultyLink to the cluster's apiserver and an admin kubeconfig that goes through it."""
+def link_to(
+    target: cluster.LocalCluster, *, workdir: pathlib.Path, kubeconfig: pathlib.Path | None = None
+) -> Iterator[LinkedCluster]:
+    """A FaultyLink to the cluster's apiserver, and `kubeconfig` (by default the cluster's
+    admin one) rewritten to go through it: same user, same CA."""
     link = FaultyLink(target_port=int(target.server.rsplit(":", 1)[1]))
     link.start()
     try:
-        kubeconfig = workdir / "kubeconfig-through-link"
-        cluster.write_kubeconfig(
-            path=kubeconfig,
-            name=f"{target.name}-link",
-            server=f"https://127.0.0.1:{link.port}",
-            ca_cert=target.ca_cert,
-            token=target.token,
-        )
-        yield LinkedCluster(link=link, kubeconfig=kubeconfig)
+        config = yaml.safe_load((kubeconfig or target.kubeconfig).read_text())
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = f"https://127.0.0.1:{link.port}"
+        through = workdir / "kubeconfig-through-link"
+        through.write_text(yaml.safe_dump(config))
+        through.chmod(0o600)
+        yield LinkedCluster(link=link, kubeconfig=through)
     finally:
         link.stop()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -133,7 +134,11 @@ class WatchHub:
         if watched is None:
             watched = self._namespaces[namespace] = _Namespace()
             watched.task = asyncio.create_task(
-                self._feed(namespace, watched), name=f"ImageBatches in {namespace}"
+                self._feed(namespace, watched),
+                name=f"ImageBatches in {namespace}",
+                # A context of its own: the watch serves every later subscriber too, so its
+                # log lines must not carry the first one's request id.
+                context=contextvars.Context(),
             )
             watched.task.add_done_callback(lambda task: self._ended(namespace, watched, task))
         box = Mailbox()

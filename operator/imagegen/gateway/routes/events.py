@@ -171,10 +171,10 @@ async def _stream(
                 await task
         if sender in done:
             with contextlib.suppress(RuntimeError, websockets.WebSocketDisconnect):
-                await websocket.close(code=_close_code(sender.exception()))
+                await websocket.close(code=close_code(sender.exception()))
 
 
-def _close_code(error: BaseException | None) -> int:
+def close_code(error: BaseException | None) -> int:
     """1000 after a terminal phase; 1011 when a bug ended the namespace's watch; else the
     backend's outage (a read, or the watch giving up): "try again later"."""
     if error is None:
