@@ -14,7 +14,7 @@ from lightkube import codecs
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1, policy_v1
 
 from imagegen import resources
-from imagegen.kube import clients
+from imagegen.kube import clients, objects
 from imagegen.localcluster import cluster, operatorsetup
 from tests import builders
 from tests.integration import waiting
@@ -104,16 +104,10 @@ class World:
         return waiting.until(reconciled, timeout=timeout, what=f"{name} reconciled")
 
     def pool_object(self, region: str, kind: str, name: str) -> dict[str, Any] | None:
-        with self.region(region) as client:
-            try:
-                found: dict[str, Any] = client.get(
-                    POOL_KINDS[kind], name, namespace=WORKERS
-                ).to_dict()
-            except lightkube.ApiError as error:
-                if error.status.code == 404:
-                    return None
-                raise
-        return found
+        with self.region(region) as client, objects.not_found_ignored():
+            found: dict[str, Any] = client.get(POOL_KINDS[kind], name, namespace=WORKERS).to_dict()
+            return found
+        return None
 
     def pool_objects(self, region: str, tenant_uid: str) -> list[str]:
         """'Kind/name' of every object in the region labelled with the Tenant's uid."""
