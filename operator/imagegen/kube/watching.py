@@ -13,10 +13,12 @@ What it does, as Kopf's (`kopf/_cogs/clients/watching.py`) and client-go's refle
   asks for bookmarks, which the apiserver sends about once a minute, so a live watch of
   a quiet collection is never that silent.
 - A line that does not decode (a stream cut mid-event) is a failed connection too.
-- Failures back off exponentially with jitter, up to `max_backoff_seconds`; an event or a
-  list resets the count. `give_up_after` failures in a row end the watch with
-  WatchBrokenError, for consumers better told than kept waiting; without it the watch
-  retries for as long as it is read, and its Health says it is failing.
+- Failures back off exponentially with jitter, up to `max_backoff_seconds`; the count
+  resets once the apiserver accepts a watch again (a list alone does not: one that works
+  followed by a watch that is refused is still an outage). `give_up_after` failures in a
+  row end the watch with WatchBrokenError, for consumers better told than kept waiting;
+  without it the watch retries for as long as it is read, and its Health says it is
+  failing.
 
 The caller reads the events with `async for`; an error the caller raises while handling
 one leaves the generator, which closes its connection.
@@ -120,7 +122,7 @@ class Health:
     """How a watch is doing, for probes and logs."""
 
     failures: int = 0
-    """Failures since the last list or event."""
+    """Failures since the apiserver last accepted a watch."""
     last_error: str | None = None
     """What the latest failure was (its type and message), until the watch recovers."""
 
@@ -134,7 +136,7 @@ class Health:
         self.last_error = f"{type(error).__name__}: {error}"
 
     def recovered(self) -> None:
-        """A list or an event arrived: the watch works."""
+        """The apiserver accepted a watch: it works."""
         self.failures = 0
         self.last_error = None
 
