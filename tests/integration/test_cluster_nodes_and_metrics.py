@@ -329,7 +329,7 @@ def test_simulated_nodes_offer_the_allocatable_the_options_give(
         options=cluster.ClusterOptions(scheduler=True, nodes=2, node_allocatable=small),
     )
     try:
-        with resources.client_from_kubeconfig(path=running.kubeconfig) as admin:
+        with clients.sync_client(kubeconfig=running.kubeconfig) as admin:
             nodes = waiting.until(
                 lambda: (found := list(admin.list(core.Node))) and len(found) == 2 and found,
                 timeout=60,
