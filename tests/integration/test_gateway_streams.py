@@ -265,12 +265,17 @@ def test_a_broken_namespace_watch_ends_its_streams_and_the_next_subscriber_resta
             what="/readyz names the failing stream watch",
         )
         with pytest.raises(ConnectionClosed) as closed:
-            socket.recv(timeout=90)
+            # Changes sent before the outage may come first; then the close.
+            while True:
+                socket.recv(timeout=90)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1013
         assert sse.lines is not None
-        rest = [line for line in sse.lines if line.startswith("data:")]
-        assert rest == [], "the SSE stream ends, with no event more"
+        # Reading to the end returns only because the gateway ended the stream: its pings
+        # (every 15 s) would keep an open one alive past any read timeout. What it sent
+        # before the outage (the operator queueing the batch) may still be in the way.
+        for _ in sse.lines:
+            pass
 
         link.refuse(False)
         waiting.until(lambda: not missing(gateway), timeout=120, what="/readyz ready again")
