@@ -43,8 +43,8 @@ import lightkube
 from lightkube import codecs
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1
 
-from imagegen import resources
 from imagegen.api import operatorconfig, tenant
+from imagegen.kube import clients, objects
 from imagegen.localcluster import addons, build, cluster, poolview, stack
 from imagegen.render import pool as render_pool
 
@@ -97,7 +97,7 @@ def main() -> None:
             options=stack.SCALING_REGION,
         )
         try:
-            with resources.client_from_kubeconfig(path=region.kubeconfig) as client:
+            with clients.sync_client(kubeconfig=region.kubeconfig) as client:
                 pools = {"band": _install(client, name="band", band=True),
                          "plain": _install(client, name="plain", band=False)}  # fmt: skip
                 _wait_for_metrics(client, pools)
@@ -313,16 +313,14 @@ def _apply(client: lightkube.Client, *, name: str, demand: int) -> None:
         assert pod.metadata is not None
         if (pod.metadata.annotations or {}).get(addons.USAGE_CPU_ANNOTATION) == value:
             continue
-        try:
+        # A pod removed by a scale-down meanwhile is gone before its patch.
+        with objects.not_found_ignored():
             client.patch(
                 core_v1.Pod,
                 pod.metadata.name,  # type: ignore[arg-type]
                 {"metadata": {"annotations": {addons.USAGE_CPU_ANNOTATION: value}}},
                 namespace=WORKERS,
             )
-        except lightkube.ApiError as error:
-            if error.status.code != 404:  # removed by a scale-down meanwhile
-                raise
 
 
 def _sample(

@@ -27,6 +27,7 @@ import lightkube
 from lightkube import codecs
 
 from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import build, install, operatorsetup, redis, stack
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -52,7 +53,7 @@ def main() -> None:
         local = stack.start(workdir=workdir / "stack", binaries=binaries, regions=(REGION,))
         server = redis.start(workdir=workdir / "redis")
         try:
-            with resources.client_from_kubeconfig(path=local.management.kubeconfig) as kube:
+            with clients.sync_client(kubeconfig=local.management.kubeconfig) as kube:
                 operator = _operator(kube=kube, local=local, redis_url=server.url, workdir=workdir)
                 try:
                     rows = [

@@ -29,8 +29,8 @@ from lightkube import codecs
 from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 
-from imagegen import resources
 from imagegen.gateway import keyindex
+from imagegen.kube import clients
 from imagegen.localcluster import build, cluster, install, operatorsetup, process, redis
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -112,7 +112,7 @@ def prepare(management: cluster.LocalCluster, workdir: pathlib.Path) -> pathlib.
     """CRDs, RBAC, a Tenant with room for the whole run and its key index; the gateway's
     ServiceAccount kubeconfig."""
     rbac = REPO / "manifests" / "rbac"
-    with resources.client_from_kubeconfig(path=management.kubeconfig) as admin:
+    with clients.sync_client(kubeconfig=management.kubeconfig) as admin:
         install.apply_files(client=admin, paths=(REPO / "crds").glob("*.yaml"))
         install.wait_crds_established(
             client=admin,

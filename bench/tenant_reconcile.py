@@ -24,6 +24,7 @@ import lightkube
 from lightkube import codecs
 
 from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import build, install, operatorsetup, redis, stack
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -75,7 +76,7 @@ def measure(
         local = stack.start(workdir=workdir / "stack", binaries=binaries)
         servers = {name: redis.start(workdir=workdir / f"redis-{name}") for name in local.regions}
         try:
-            with resources.client_from_kubeconfig(path=local.management.kubeconfig) as kube:
+            with clients.sync_client(kubeconfig=local.management.kubeconfig) as kube:
                 install.apply_files(client=kube, paths=(REPO / "crds").glob("*.yaml"))
                 install.wait_crds_established(
                     client=kube,

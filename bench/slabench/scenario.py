@@ -28,7 +28,8 @@ import httpx2
 import lightkube
 from lightkube.resources import autoscaling_v2, core_v1
 
-from imagegen import reflector, resources
+from imagegen import resources
+from imagegen.kube import clients, objects, reflector, watching
 from imagegen.localcluster import process
 from imagegen.queue import keys
 from imagegen.render import pool as render_pool
@@ -89,8 +90,8 @@ def run(*, scenario: str, world: stack.Stack, settings: Settings) -> figures.Rec
             )
         )
     with (
-        resources.client_from_kubeconfig(path=world.admin_kubeconfig) as admin,
-        resources.client_from_kubeconfig(path=world.region_kubeconfig) as region,
+        clients.sync_client(kubeconfig=world.admin_kubeconfig) as admin,
+        clients.sync_client(kubeconfig=world.region_kubeconfig) as region,
     ):
         api_keys = tenants.create_ready(admin, manifests)
         began = time.time()
@@ -180,8 +181,8 @@ class _Drive:
         self._began = 0.0
 
     async def run(self) -> figures.Recording:
-        admin = resources.async_client_from_kubeconfig(path=self.world.admin_kubeconfig)
-        region = resources.async_client_from_kubeconfig(path=self.world.region_kubeconfig)
+        admin = clients.async_client(kubeconfig=self.world.admin_kubeconfig)
+        region = clients.async_client(kubeconfig=self.world.region_kubeconfig)
         followers = workers.Followers(
             book=self.pods,
             pools=self.pools,
@@ -196,7 +197,7 @@ class _Drive:
                 resource=resources.ImageBatch,
                 what="batches",
                 sink=self.batches,
-                watch_seconds=_WATCH_SECONDS,
+                options=watching.Options(server_timeout_seconds=_WATCH_SECONDS),
                 namespace=lightkube.ALL_NS,
             ),
             reflector.Reflector(
@@ -204,7 +205,7 @@ class _Drive:
                 resource=core_v1.Pod,
                 what="worker pods",
                 sink=self.pods,
-                watch_seconds=_WATCH_SECONDS,
+                options=watching.Options(server_timeout_seconds=_WATCH_SECONDS),
                 namespace=stack.WORKERS,
             ),
         ]
@@ -355,7 +356,7 @@ class _Drive:
                 if name == figures.SHARED
                 else f"{render_pool.DEDICATED_PREFIX}{name}"
             )
-            hpa = await resources.get_or_none(
+            hpa = await objects.get_or_none(
                 region, autoscaling_v2.HorizontalPodAutoscaler, deployment, namespace=stack.WORKERS
             )
             status = hpa.status if hpa is not None else None

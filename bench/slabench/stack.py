@@ -23,7 +23,7 @@ from typing import Any
 
 from lightkube import codecs
 
-from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import (
     addons,
     build,
@@ -140,8 +140,8 @@ def _install(*, clusters: stack.LocalStack, capacity: Capacity) -> frozenset[str
     """The CRDs in the management cluster and the premium node pool in the region."""
     names = [f"premium-{index}" for index in range(capacity.premium_nodes)]
     with (
-        resources.client_from_kubeconfig(path=clusters.management.kubeconfig) as admin,
-        resources.client_from_kubeconfig(path=clusters.regions[REGION].kubeconfig) as region,
+        clients.sync_client(kubeconfig=clusters.management.kubeconfig) as admin,
+        clients.sync_client(kubeconfig=clusters.regions[REGION].kubeconfig) as region,
     ):
         install.apply_files(client=admin, paths=(REPO / "crds").glob("*.yaml"))
         install.wait_crds_established(client=admin, names=_CRDS)

@@ -31,6 +31,7 @@ import yaml
 
 from imagegen import resources
 from imagegen.api import objectstore, operatorconfig
+from imagegen.kube import clients
 from imagegen.localcluster import (
     build,
     gateway,
@@ -91,7 +92,7 @@ def run_dev(*, workdir: pathlib.Path | None, sources: Sources, out: pathlib.Path
     with started_stack(workdir=workdir, sources=sources, out=out) as running:
         _print_access(running)
         _print_chart_hint(running)
-        with resources.client_from_kubeconfig(path=running.kubeconfig) as client:
+        with clients.sync_client(kubeconfig=running.kubeconfig) as client:
             _print_gateway(running, tenants=client.list(resources.Tenant))
         print("the stack stays up until Ctrl-C")
         stop_requested.wait()
@@ -104,7 +105,7 @@ def run_demo(
     """Start the stack, submit one batch, show its progress, stop; 0 when it succeeded."""
     with (
         started_stack(workdir=workdir, sources=sources, out=out, example_batches=False) as running,
-        resources.client_from_kubeconfig(path=running.kubeconfig) as client,
+        clients.sync_client(kubeconfig=running.kubeconfig) as client,
         _region_clients(running) as regional,
     ):
         tenant_name, body = partner.request_from_manifest(batch)
@@ -163,7 +164,7 @@ def started_stack(
             running.children.append(server.child)
             running.redis_urls[name] = server.url
         print(f"{len(clusters.all_clusters())} clusters ready in {time.monotonic() - began:.1f}s")
-        with resources.client_from_kubeconfig(path=running.kubeconfig) as client:
+        with clients.sync_client(kubeconfig=running.kubeconfig) as client:
             install.apply_files(client=client, paths=sources.crds.glob("*.yaml"))
             install.wait_crds_established(client=client, names=_CRD_NAMES)
             examples = [
@@ -426,7 +427,7 @@ def _region_clients(running: Running) -> Iterator[dict[str, lightkube.Client]]:
     with contextlib.ExitStack() as stack_of_clients:
         yield {
             name: stack_of_clients.enter_context(
-                resources.client_from_kubeconfig(path=regional.kubeconfig)
+                clients.sync_client(kubeconfig=regional.kubeconfig)
             )
             for name, regional in running.clusters.regions.items()
         }

@@ -18,7 +18,8 @@ from lightkube.resources import core_v1
 from redis import exceptions as redis_errors
 
 from imagegen import redisconn
-from imagegen.api import meta, objectstore, operatorconfig
+from imagegen.api import objectstore, operatorconfig
+from imagegen.kube import clients
 from imagegen.storage import base as storage
 from imagegen.storage import stores
 
@@ -105,24 +106,19 @@ async def connect(
     """Build one client per configured region; kubeconfig Secrets are read from the
     management cluster once, here. Building a client does not contact the region."""
     rate_limit = rate_limit or RateLimit()
-    timeout = httpx2.Timeout(
-        config.region_request_timeout_seconds, connect=config.region_connect_timeout_seconds
-    )
-    clients = {}
+    found = {}
     opened = contextlib.AsyncExitStack()
     for region in config.regions:
         kube_config = await _kubeconfig(
             region=region, management=management, default_namespace=config.operator_namespace
         )
-        clients[region.name] = RegionClient(
+        found[region.name] = RegionClient(
             name=region.name,
             weight=region.weight,
-            client=lightkube.AsyncClient(
-                config=kube_config,
-                timeout=timeout,
-                field_manager=meta.FIELD_MANAGER,
-                # The kubeconfig names the server; an ambient HTTPS_PROXY must not reroute it.
-                trust_env=False,
+            client=clients.async_client(
+                kubeconfig=kube_config,
+                request_seconds=config.region_request_timeout_seconds,
+                connect_seconds=config.region_connect_timeout_seconds,
             ),
             limiter=aiolimiter.AsyncLimiter(
                 rate_limit.burst, rate_limit.burst / rate_limit.requests_per_second
@@ -147,7 +143,7 @@ async def connect(
             ),
             store_config=region.storage,
         )
-    return Registry(clients=clients, stores=opened)
+    return Registry(clients=found, stores=opened)
 
 
 async def _store_credentials(
@@ -250,11 +246,11 @@ async def _kubeconfig(
     region: operatorconfig.Region,
     management: lightkube.AsyncClient,
     default_namespace: str,
-) -> lightkube.KubeConfig:
+) -> clients.Source:
     if region.kubeconfig is not None:
-        return lightkube.KubeConfig.from_file(region.kubeconfig)
+        return region.kubeconfig
     if region.in_cluster:
-        return lightkube.KubeConfig.from_service_account()
+        return None
     reference = region.kubeconfig_secret
     assert reference is not None, "the config model requires one way in"
     document: Mapping[str, Any] = yaml.safe_load(

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightkube
 
+from imagegen.kube import objects
 from tests.integration import waiting
 
 
@@ -17,7 +18,7 @@ def absent(kube: lightkube.Client, kind: Any, name: str, namespace: str | None =
     try:
         kube.get(kind, name, namespace=namespace)
     except lightkube.ApiError as error:
-        return error.status.code == 404
+        return objects.status_of(error) == objects.NOT_FOUND
     return False
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pathlib
 from collections.abc import AsyncIterator, Iterator
 
-import httpx2
 import lightkube
 import pytest
 import redis.asyncio as aioredis
 
-from imagegen import redisconn, resources
+from imagegen import redisconn
 from imagegen.api import redisconfig
+from imagegen.kube import clients
 from imagegen.localcluster import (
     build,
     cluster,
@@ -74,7 +74,7 @@ def regions(local_stack: stack.LocalStack) -> dict[str, cluster.LocalCluster]:
 @pytest.fixture(scope="session")
 def kube(management: cluster.LocalCluster) -> Iterator[lightkube.Client]:
     """An admin client of the management cluster."""
-    with resources.client_from_kubeconfig(path=management.kubeconfig) as client:
+    with clients.sync_client(kubeconfig=management.kubeconfig) as client:
         yield client
 
 
@@ -83,11 +83,7 @@ async def management_async(
     management: cluster.LocalCluster,
 ) -> AsyncIterator[lightkube.AsyncClient]:
     """An admin asyncio client of the management cluster, for tests of async code."""
-    client = lightkube.AsyncClient(
-        config=lightkube.KubeConfig.from_file(management.kubeconfig),
-        timeout=httpx2.Timeout(15, connect=5),
-        trust_env=False,
-    )
+    client = clients.async_client(kubeconfig=management.kubeconfig)
     yield client
     await client.close()
 

@@ -14,6 +14,7 @@ from lightkube import codecs
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1, policy_v1
 
 from imagegen import resources
+from imagegen.kube import clients, objects
 from imagegen.localcluster import cluster, operatorsetup
 from tests import builders
 from tests.integration import waiting
@@ -52,7 +53,7 @@ class World:
 
     @contextlib.contextmanager
     def region(self, name: str) -> Iterator[lightkube.Client]:
-        with resources.client_from_kubeconfig(path=self.regions[name].kubeconfig) as client:
+        with clients.sync_client(kubeconfig=self.regions[name].kubeconfig) as client:
             yield client
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -103,16 +104,10 @@ class World:
         return waiting.until(reconciled, timeout=timeout, what=f"{name} reconciled")
 
     def pool_object(self, region: str, kind: str, name: str) -> dict[str, Any] | None:
-        with self.region(region) as client:
-            try:
-                found: dict[str, Any] = client.get(
-                    POOL_KINDS[kind], name, namespace=WORKERS
-                ).to_dict()
-            except lightkube.ApiError as error:
-                if error.status.code == 404:
-                    return None
-                raise
-        return found
+        with self.region(region) as client, objects.not_found_ignored():
+            found: dict[str, Any] = client.get(POOL_KINDS[kind], name, namespace=WORKERS).to_dict()
+            return found
+        return None
 
     def pool_objects(self, region: str, tenant_uid: str) -> list[str]:
         """'Kind/name' of every object in the region labelled with the Tenant's uid."""

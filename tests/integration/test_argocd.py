@@ -107,11 +107,7 @@ def test_a_tenant_in_git_is_synced_and_turns_healthy_when_its_pools_are_ready(
     argocd.commit({f"tenants/{name}.yaml": ""}, f"remove {name}")
 
     def pruned() -> bool:
-        try:
-            world.tenant(name)
-        except lightkube.ApiError as error:
-            return error.status.code == 404
-        return False
+        return apiobjects.absent(world.kube, resources.Tenant, name)
 
     waiting.until(pruned, timeout=180, interval=1, what=f"{name} pruned")
     for region in local_stack.regions:

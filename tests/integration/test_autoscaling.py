@@ -16,6 +16,7 @@ from lightkube.resources import autoscaling_v2
 from lightkube.types import PatchType
 
 from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import stack
 from tests.integration import operatorproc
 from tests.integration.hpaload import PoolLoad
@@ -44,14 +45,14 @@ def pool_in(world: World) -> Iterator[Callable[..., PoolLoad]]:
     """Make a Tenant with the given worker settings in one region and return its pool,
     once the pool's pods run and the HPA reads their CPU. Deletes the Tenants after."""
     made: list[str] = []
-    clients: list[lightkube.Client] = []
+    opened: list[lightkube.Client] = []
 
     def make(region: str, *, name: str, utilization: int, **workers: object) -> PoolLoad:
         world.create(new_tenant(name, region).workers(**workers).obj())
         made.append(name)
         world.wait_reconciled(name, timeout=120)
-        client = resources.client_from_kubeconfig(path=world.regions[region].kubeconfig)
-        clients.append(client)
+        client = clients.sync_client(kubeconfig=world.regions[region].kubeconfig)
+        opened.append(client)
         pool = PoolLoad(client=client, name=f"worker-{name}", utilization_percent=utilization)
         pool.run_until(
             lambda sample: sample.utilization is not None and sample.replicas >= 3,
@@ -66,7 +67,7 @@ def pool_in(world: World) -> Iterator[Callable[..., PoolLoad]]:
     yield make
     for name in made:
         world.kube.delete(resources.Tenant, name)
-    for client in clients:
+    for client in opened:
         client.close()
 
 

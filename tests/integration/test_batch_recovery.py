@@ -14,7 +14,6 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-import lightkube
 import redis
 from lightkube.resources import core_v1
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,7 +22,7 @@ from imagegen import resources
 from imagegen.localcluster import cluster
 from imagegen.localcluster import redis as localredis
 from tests import builders
-from tests.integration import operatorproc, tenantworld, waiting, workerproc
+from tests.integration import apiobjects, operatorproc, tenantworld, waiting, workerproc
 from tests.integration.tenantworld import World, unique_name
 
 REGION = "us-east"
@@ -216,14 +215,11 @@ def test_deleting_a_tenant_cancels_its_queued_batch_which_can_still_be_deleted(
     )
     world.kube.delete(resources.ImageBatch, name, namespace=f"tenant-{tenant}")
 
-    def gone() -> bool:
-        try:
-            world.kube.get(resources.ImageBatch, name, namespace=f"tenant-{tenant}")
-        except lightkube.ApiError as error:
-            return error.status.code == 404
-        return False
-
-    waiting.until(gone, timeout=60, what="the batch deleted with its Tenant gone")
+    waiting.until(
+        lambda: apiobjects.absent(world.kube, resources.ImageBatch, name, f"tenant-{tenant}"),
+        timeout=60,
+        what="the batch deleted with its Tenant gone",
+    )
 
 
 def test_following_a_batch_reads_its_tenant_once_not_on_every_tick(

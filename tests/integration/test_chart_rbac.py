@@ -21,6 +21,7 @@ from lightkube.resources import apps_v1, authorization_v1, core_v1, rbac_authori
 from lightkube.types import PatchType
 
 from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import operatorsetup, redis, stack
 from tests.integration import apiobjects, helmtool, operatorproc, tenantworld, waiting
 from tests.integration.conftest import DRIFT_CHECK_SECONDS, FAILOVER_AFTER_SECONDS
@@ -128,7 +129,7 @@ def chart_setup(
 
 @pytest.fixture(scope="module")
 def operator_token(chart_setup: operatorsetup.OperatorSetup) -> Iterator[lightkube.Client]:
-    with resources.client_from_kubeconfig(path=chart_setup.kubeconfig) as client:
+    with clients.sync_client(kubeconfig=chart_setup.kubeconfig) as client:
         yield client
 
 
@@ -141,7 +142,7 @@ def gateway_token(
         path=tmp_path_factory.mktemp("chart-gateway") / "gateway.kubeconfig",
         account="imagegen-gateway",
     )
-    with resources.client_from_kubeconfig(path=path) as client:
+    with clients.sync_client(kubeconfig=path) as client:
         yield client
 
 
@@ -149,7 +150,7 @@ def gateway_token(
 def region_token(operator_setup: operatorsetup.OperatorSetup) -> Iterator[lightkube.Client]:
     """The regional identity the chart's config reaches us-east with (region mode's SA)."""
     path = operator_setup.region_kubeconfigs["us-east"]
-    with resources.client_from_kubeconfig(path=path) as client:
+    with clients.sync_client(kubeconfig=path) as client:
         yield client
 
 

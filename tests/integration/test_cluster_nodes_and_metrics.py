@@ -18,7 +18,7 @@ from lightkube.resources import apps_v1 as apps
 from lightkube.resources import core_v1 as core
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler as Hpa
 
-from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import addons, cluster, process, redis
 from imagegen.queue import core as queue_core
 from imagegen.queue import model
@@ -51,7 +51,7 @@ def region(regions: dict[str, cluster.LocalCluster]) -> cluster.LocalCluster:
 @pytest.fixture
 def client(region: cluster.LocalCluster) -> Iterator[lightkube.Client]:
     """An admin client of the region."""
-    with resources.client_from_kubeconfig(path=region.kubeconfig) as admin:
+    with clients.sync_client(kubeconfig=region.kubeconfig) as admin:
         yield admin
 
 
@@ -329,7 +329,7 @@ def test_simulated_nodes_offer_the_allocatable_the_options_give(
         options=cluster.ClusterOptions(scheduler=True, nodes=2, node_allocatable=small),
     )
     try:
-        with resources.client_from_kubeconfig(path=running.kubeconfig) as admin:
+        with clients.sync_client(kubeconfig=running.kubeconfig) as admin:
             nodes = waiting.until(
                 lambda: (found := list(admin.list(core.Node))) and len(found) == 2 and found,
                 timeout=60,

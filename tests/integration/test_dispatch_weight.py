@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import lightkube
 import pytest
 
 from imagegen import regions
 from imagegen.api import operatorconfig
 from imagegen.controller import dispatch
+from imagegen.kube import clients
 from imagegen.localcluster import operatorsetup, redis
 from imagegen.queue import core, model
 
@@ -40,9 +40,7 @@ def test_the_configured_weight_decides_whether_a_backlog_is_too_long(
     )
 
     async def choose() -> str | None:
-        management = lightkube.AsyncClient(
-            config=lightkube.KubeConfig.from_file(operator_setup.kubeconfig), trust_env=False
-        )
+        management = clients.async_client(kubeconfig=operator_setup.kubeconfig)
         registry = await regions.connect(config=config, management=management)
         us_east = registry.get("us-east")
         assert us_east is not None

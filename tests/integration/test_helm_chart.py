@@ -25,6 +25,7 @@ from lightkube.resources import (
 
 from imagegen import resources
 from imagegen.api import operatorconfig
+from imagegen.kube import clients
 from imagegen.localcluster import cluster
 from tests.integration import helmtool, waiting
 from tests.integration.helmtool import CHART, NAMESPACE, RELEASE, THREE_REGIONS
@@ -50,7 +51,7 @@ def helm_cluster(
 
 @pytest.fixture(scope="module")
 def admin(helm_cluster: cluster.LocalCluster) -> Iterator[lightkube.Client]:
-    with resources.client_from_kubeconfig(path=helm_cluster.kubeconfig) as client:
+    with clients.sync_client(kubeconfig=helm_cluster.kubeconfig) as client:
         yield client
 
 

@@ -9,7 +9,7 @@ import sys
 from lightkube.models import autoscaling_v2, meta_v1
 from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler as Hpa
 
-from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import build, cluster, process, redis, stack
 
 
@@ -80,7 +80,7 @@ def test_hpa_band_tolerances_survive_the_apiserver(
             ),
         ),
     )
-    with resources.client_from_kubeconfig(path=regions["us-east"].kubeconfig) as client:
+    with clients.sync_client(kubeconfig=regions["us-east"].kubeconfig) as client:
         client.create(hpa)
         stored = client.get(Hpa, "tolerance-probe", namespace="default")
         client.delete(Hpa, "tolerance-probe", namespace="default")

@@ -15,6 +15,7 @@ from lightkube.resources import core_v1
 
 from imagegen import regions
 from imagegen.api import operatorconfig
+from imagegen.kube import clients
 from imagegen.localcluster import cluster, operatorsetup, redis
 
 
@@ -24,9 +25,7 @@ async def as_operator(
 ) -> AsyncIterator[regions.RegionClient]:
     """The registry's client of one region, built as the operator builds it: under its own
     ServiceAccount, which reads the region's Secrets in the management cluster."""
-    management = lightkube.AsyncClient(
-        config=lightkube.KubeConfig.from_file(setup.kubeconfig), trust_env=False
-    )
+    management = clients.async_client(kubeconfig=setup.kubeconfig)
     registry = await regions.connect(config=config, management=management)
     try:
         region = registry.get(name)
@@ -90,9 +89,7 @@ def test_an_unreachable_region_fails_fast_with_a_transport_error(
     )  # fmt: skip
 
     async def attempt() -> BaseException | None:
-        management = lightkube.AsyncClient(
-            config=lightkube.KubeConfig.from_file(gone.kubeconfig), trust_env=False
-        )
+        management = clients.async_client(kubeconfig=gone.kubeconfig)
         registry = await regions.connect(config=config, management=management)
         region = registry.get("gone")
         assert region is not None

@@ -8,7 +8,6 @@ import base64
 import pathlib
 from collections.abc import AsyncIterator
 
-import httpx2
 import lightkube
 import pytest
 from lightkube.models import meta_v1
@@ -18,6 +17,7 @@ from lightkube.types import PatchType
 from imagegen import resources
 from imagegen.api import meta
 from imagegen.gateway.webhooks import secretstore
+from imagegen.kube import clients
 from imagegen.localcluster import cluster, operatorsetup
 from tests.integration import waiting
 from tests.integration.tenantworld import World, new_tenant, unique_name
@@ -50,11 +50,7 @@ def gateway_kubeconfig(
 
 @pytest.fixture
 async def gateway_kube(gateway_kubeconfig: pathlib.Path) -> AsyncIterator[lightkube.AsyncClient]:
-    client = lightkube.AsyncClient(
-        config=lightkube.KubeConfig.from_file(gateway_kubeconfig),
-        timeout=httpx2.Timeout(15, connect=5),
-        trust_env=False,
-    )
+    client = clients.async_client(kubeconfig=gateway_kubeconfig)
     yield client
     await client.close()
 

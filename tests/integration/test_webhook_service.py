@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import httpx2
 import lightkube
 import pytest
 import redis.asyncio as aioredis
@@ -22,6 +21,7 @@ from lightkube.types import PatchType
 from imagegen import resources
 from imagegen.api import meta
 from imagegen.gateway.webhooks import dispatcher, service, signing
+from imagegen.kube import clients
 from imagegen.localcluster import cluster
 from imagegen.metrics import gateway as catalogue
 from tests import builders
@@ -71,13 +71,10 @@ async def webhook_service(
     scratch_redis: aioredis.Redis,
     namespaces: tuple[str, str],
 ) -> AsyncIterator[service.WebhookService]:
-    kube = lightkube.AsyncClient(
-        config=lightkube.KubeConfig.from_file(management.kubeconfig),
-        timeout=httpx2.Timeout(15, connect=5),
-        trust_env=False,
-    )
+    kube = clients.async_client(kubeconfig=management.kubeconfig)
     running = service.WebhookService(
         kube=kube,
+        watches=kube,
         redis=scratch_redis,
         settings=Settings(webhook_allowlist=["127.0.0.1"], operator_namespace=namespaces[1]),
         options=dispatcher.Options(block_ms=200, retry_poll_seconds=0.1),

@@ -20,8 +20,8 @@ import lightkube
 from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 
-from imagegen import resources
 from imagegen.api import meta
+from imagegen.kube import objects
 from imagegen.render import labels
 
 KEY_PREFIX = "igk_"
@@ -98,7 +98,7 @@ async def reconcile(
     index = _index_configmap(
         tenant_name=tenant_name, tenant_uid=tenant_uid, namespace=index_namespace, keys=wanted
     )
-    live_index = await resources.get_or_none(
+    live_index = await objects.get_or_none(
         client, core_v1.ConfigMap, index_name(tenant_name), namespace=index_namespace
     )
     if wanted == existing and live_index is not None and live_index.data == index.data:
@@ -116,14 +116,14 @@ async def reconcile(
 
 async def delete_index(*, client: lightkube.AsyncClient, tenant_name: str, namespace: str) -> None:
     """Remove the tenant's digest index, so the gateway stops accepting its keys."""
-    await resources.delete_if_present(
+    await objects.delete_if_present(
         client, core_v1.ConfigMap, index_name(tenant_name), namespace=namespace
     )
 
 
 async def delete_secret(*, client: lightkube.AsyncClient, tenant_name: str, namespace: str) -> None:
     """Remove the tenant's key Secret from its namespace."""
-    await resources.delete_if_present(
+    await objects.delete_if_present(
         client, core_v1.Secret, secret_name(tenant_name), namespace=namespace
     )
 
@@ -131,7 +131,7 @@ async def delete_secret(*, client: lightkube.AsyncClient, tenant_name: str, name
 async def _read_state(
     *, client: lightkube.AsyncClient, name: str, namespace: str
 ) -> KeyState | None:
-    secret = await resources.get_or_none(client, core_v1.Secret, name, namespace=namespace)
+    secret = await objects.get_or_none(client, core_v1.Secret, name, namespace=namespace)
     if secret is None or not secret.data or CURRENT not in secret.data:
         return None
     annotations = (secret.metadata.annotations if secret.metadata else None) or {}

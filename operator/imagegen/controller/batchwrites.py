@@ -14,6 +14,7 @@ from lightkube.types import PatchType
 from imagegen import resources
 from imagegen.api import imagebatch, tenant
 from imagegen.controller import observe
+from imagegen.kube import objects
 
 MANAGEMENT_ERRORS: tuple[type[Exception], ...] = (httpx2.HTTPError,)
 """What a call to the management apiserver may end with: an answer refusing it
@@ -40,7 +41,7 @@ async def write_status(
 
 async def tenant_named(*, management: lightkube.AsyncClient, name: str) -> tenant.Tenant | None:
     """The Tenant, or None when there is none of that name."""
-    found = await resources.get_or_none(management, resources.Tenant, name)
+    found = await objects.get_or_none(management, resources.Tenant, name)
     return None if found is None else tenant.Tenant.model_validate(resources.as_dict(found))
 
 
@@ -48,7 +49,7 @@ async def still_there(*, management: lightkube.AsyncClient, batch: imagebatch.Im
     """Whether the batch still exists and is not being deleted (checked before its items
     are enqueued again: a batch whose deletion went by unseen must not come back)."""
     assert batch.metadata.name is not None
-    found = await resources.get_or_none(
+    found = await objects.get_or_none(
         management, resources.ImageBatch, batch.metadata.name, namespace=batch.metadata.namespace
     )
     return (

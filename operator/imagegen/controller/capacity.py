@@ -17,13 +17,12 @@ from typing import Any
 
 from lightkube.resources import core_v1
 
-from imagegen import reflector, regions
+from imagegen import regions
 from imagegen.api import tenant
 from imagegen.controller import autoscaling, observe
+from imagegen.kube import reflector, watching
 from imagegen.render import labels
 
-WATCH_SECONDS = 300
-"""One watch cycle: the reflector relists after this long (a half-open connection ends)."""
 SHARED = "shared"
 """Pool key of the region's shared pool; a dedicated pool's key is its Tenant's name."""
 UNSCHEDULABLE = "Unschedulable"
@@ -100,7 +99,7 @@ def pool_key(obj: tenant.Tenant) -> str:
 
 
 def watchers(
-    *, registry: regions.Registry, namespace: str
+    *, registry: regions.Registry, namespace: str, options: watching.Options
 ) -> tuple[dict[str, RegionPods], list[reflector.Reflector]]:
     """A RegionPods and the reflector that feeds it, for every region."""
     pods = {name: RegionPods(region=name) for name in registry.names()}
@@ -110,7 +109,7 @@ def watchers(
             resource=core_v1.Pod,
             what=f"worker pods of {name}",
             sink=pods[name],
-            watch_seconds=WATCH_SECONDS,
+            options=options,
             namespace=namespace,
             labels=labels.managed(),
         )

@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import lightkube
-
 from imagegen import regions
+from imagegen.kube import objects
 from imagegen.render import labels
 
 
@@ -77,26 +76,22 @@ class LiveCache:
         taken_at = self._clock()
         selector: dict[str, Any] = labels.managed()
         async with self._region.call() as client:
-            objects = {
+            listed = {
                 obj.metadata.name: obj.to_dict()
                 async for obj in client.list(resource, namespace=namespace, labels=selector)
                 if obj.metadata is not None and obj.metadata.name is not None
             }
-        return _Listing(taken_at=taken_at, objects=objects)
+        return _Listing(taken_at=taken_at, objects=listed)
 
     async def _fetch_one(
         self, *, resource: type[Any], name: str, listing: _Listing | None
     ) -> _Listing:
         taken_at = self._clock()
         async with self._region.call() as client:
-            try:
-                found: dict[str, Any] | None = (await client.get(resource, name)).to_dict()
-            except lightkube.ApiError as error:
-                if error.status.code != 404:
-                    raise
-                found = None
-        objects = dict(listing.objects) if listing else {}
-        objects.pop(name, None)
+            obj = await objects.get_or_none(client, resource, name)
+        found: dict[str, Any] | None = None if obj is None else obj.to_dict()
+        kept = dict(listing.objects) if listing else {}
+        kept.pop(name, None)
         if found is not None:
-            objects[name] = found
-        return _Listing(taken_at=taken_at, objects=objects)
+            kept[name] = found
+        return _Listing(taken_at=taken_at, objects=kept)

@@ -9,7 +9,7 @@ import lightkube
 from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 
-from imagegen import resources
+from imagegen.kube import objects
 from imagegen.render import labels
 
 
@@ -26,7 +26,7 @@ async def check(
 ) -> tuple[bool, Refusal | None]:
     """Whether the namespace exists, and a refusal when it belongs to another tenant or
     to nobody we know of (we do not adopt namespaces that were not handed over)."""
-    namespace = await resources.get_or_none(client, core_v1.Namespace, name)
+    namespace = await objects.get_or_none(client, core_v1.Namespace, name)
     if namespace is None:
         return False, None
     owner = _owner(namespace)
@@ -64,7 +64,7 @@ async def holds_tenant(*, client: lightkube.AsyncClient, name: str, tenant_name:
 async def holder(*, client: lightkube.AsyncClient, name: str) -> str | None:
     """The tenant the namespace is labelled for; None when it is missing, unlabelled or
     being deleted."""
-    namespace = await resources.get_or_none(client, core_v1.Namespace, name)
+    namespace = await objects.get_or_none(client, core_v1.Namespace, name)
     if namespace is None:
         return None
     terminating = namespace.status is not None and namespace.status.phase == "Terminating"

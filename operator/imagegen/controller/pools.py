@@ -7,13 +7,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightkube
 from lightkube import codecs
 from lightkube.core import resource_registry
 from lightkube.resources import apps_v1, autoscaling_v2, core_v1, policy_v1
 
 from imagegen import regions, resources
 from imagegen.controller import drift, livecache
+from imagegen.kube import objects
 
 # Kinds a Tenant owns in a region, in deletion order: the autoscaler before what it
 # scales, the Deployment before the ServiceAccount its pods run as.
@@ -76,11 +76,7 @@ async def delete_owned(
             ]
         for name in names:
             async with region.call() as client:
-                try:
-                    await client.delete(resource, name, namespace=namespace)
-                except lightkube.ApiError as error:
-                    if error.status.code != 404:
-                        raise
+                await objects.delete_if_present(client, resource, name, namespace=namespace)
             cache.forget(resource=resource, namespace=namespace, name=name)
             deleted += 1
     return deleted

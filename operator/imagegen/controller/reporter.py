@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import time
 
-import lightkube
 from redis import exceptions as redis_errors
 
 from imagegen import regions, supervision
@@ -38,6 +37,7 @@ from imagegen.controller import (
     reporting,
     storecondition,
 )
+from imagegen.kube import objects
 from imagegen.queue import core, storehealth
 
 logger = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ class Reporter:
             )
         except batchwrites.MANAGEMENT_ERRORS as error:
             supervision.stop_if_cancelled()  # a cancel a client turned into an error
-            if _not_found(error):
+            if objects.status_of(error) == objects.NOT_FOUND:
                 self._index.forget(entry.uid)
                 return
             logger.warning("batch %s: status not written: %s", entry.batch.metadata.name, error)
@@ -319,10 +319,6 @@ class Reporter:
             with batchlogs.bound_batch(entry.batch, region=self.name):
                 logger.info("batch %s: %s", entry.batch.metadata.name, event.message)
             await self._mover.poster.post(batch=entry.batch, event=event)
-
-
-def _not_found(error: Exception) -> bool:
-    return isinstance(error, lightkube.ApiError) and error.status.code == 404
 
 
 def reporters(

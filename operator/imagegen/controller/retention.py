@@ -19,6 +19,7 @@ import lightkube
 from imagegen import resources
 from imagegen.api import imagebatch, tenant
 from imagegen.controller import batchstatus, bodies
+from imagegen.kube import objects
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ async def delete_expired(
         if due is None or due > now:
             continue
         assert batch.metadata.name is not None
-        await resources.delete_if_present(
+        await objects.delete_if_present(
             management, resources.ImageBatch, batch.metadata.name,
             namespace=batch.metadata.namespace,
         )  # fmt: skip

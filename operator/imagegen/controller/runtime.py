@@ -8,12 +8,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx2
 import kopf
 import lightkube
 
 from imagegen import regions, supervision
-from imagegen.api import meta, operatorconfig
+from imagegen.api import operatorconfig
 from imagegen.controller import (
     batches,
     batchevents,
@@ -31,6 +30,7 @@ from imagegen.controller import (
     sweep,
     tenants,
 )
+from imagegen.kube import clients, watching
 from imagegen.metrics import operator as metrics
 from imagegen.metrics import serve
 
@@ -70,18 +70,10 @@ async def management_client(
     *, options: settings.OperatorOptions
 ) -> AsyncIterator[lightkube.AsyncClient]:
     """The operator's own client of the management cluster (namespaces, Secrets)."""
-    kube_config = (
-        lightkube.KubeConfig.from_file(options.kubeconfig)
-        if options.kubeconfig
-        else lightkube.KubeConfig.from_service_account()
-    )
-    client = lightkube.AsyncClient(
-        config=kube_config,
-        timeout=httpx2.Timeout(
-            options.timeouts.request_seconds, connect=options.timeouts.connect_seconds
-        ),
-        field_manager=meta.FIELD_MANAGER,
-        trust_env=False,
+    client = clients.async_client(
+        kubeconfig=options.kubeconfig,
+        request_seconds=options.timeouts.request_seconds,
+        connect_seconds=options.timeouts.connect_seconds,
     )
     try:
         yield client
@@ -105,7 +97,14 @@ async def run(*, options: settings.OperatorOptions, config: operatorconfig.Opera
             name: livecache.LiveCache(region=client, max_age=config.drift_check_seconds / 2)
             for name, client in registry.clients.items()
         }
-        pods, pod_feeds = capacity.watchers(registry=registry, namespace=config.workers.namespace)
+        pods, pod_feeds = capacity.watchers(
+            registry=registry,
+            namespace=config.workers.namespace,
+            options=watching.Options(
+                server_timeout_seconds=options.timeouts.watch_server_seconds,
+                inactivity_seconds=options.timeouts.watch_inactivity_seconds,
+            ),
+        )
         tenant_context = tenants.Context(
             config=config,
             registry=registry,

@@ -19,8 +19,8 @@ from lightkube.models import authorization_v1 as authorization_models
 from lightkube.models import meta_v1, rbac_v1
 from lightkube.resources import authentication_v1, authorization_v1, rbac_authorization_v1
 
-from imagegen import resources
 from imagegen.api import meta
+from imagegen.kube import objects
 from imagegen.render import labels
 
 _SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
@@ -81,7 +81,7 @@ async def grant(
 
 async def revoke(*, client: lightkube.AsyncClient, namespace: str) -> None:
     """Remove the operator's binding from a namespace that is no longer a tenant's."""
-    await resources.delete_if_present(
+    await objects.delete_if_present(
         client, rbac_authorization_v1.RoleBinding, meta.TENANT_SECRETS_ROLE, namespace=namespace
     )
 

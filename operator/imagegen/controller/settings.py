@@ -32,7 +32,9 @@ class Timeouts:
     watch_client_seconds: float = 330.0
     """Our own bound on a watch; a little above the server's so the server ends it first."""
     watch_inactivity_seconds: float = 70.0
-    """A watch that stays silent this long is restarted (a half-open connection)."""
+    """A watch that stays silent this long is restarted (a half-open connection): Kopf's
+    and the operator's own (imagegen.kube.watching). Both ask for bookmarks, which the
+    apiserver sends about every minute, so a live watch is never this silent."""
 
 
 DEFAULT_METRICS = serve.Endpoint(

@@ -25,9 +25,9 @@ from lightkube.models import meta_v1
 from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
-from imagegen import resources
 from imagegen.api import meta
 from imagegen.controller import apikeys
+from imagegen.kube import objects
 from imagegen.render import labels
 
 FIELD_MANAGER = f"{meta.FIELD_MANAGER}-webhooks"
@@ -49,7 +49,7 @@ async def reconcile(
 ) -> bool:
     """Make the tenant's signing secret exist and be published; True when anything was
     written. An existing secret is kept: receivers already verify with it."""
-    own = await resources.get_or_none(
+    own = await objects.get_or_none(
         client, core_v1.Secret, apikeys.secret_name(tenant_name), namespace=namespace
     )
     secret = _value(own, meta.WEBHOOK_SECRET_KEY)
@@ -69,7 +69,7 @@ async def reconcile(
             force=True,
         )
         wrote = True
-    published = await resources.get_or_none(
+    published = await objects.get_or_none(
         client, core_v1.Secret, meta.WEBHOOK_SECRETS, namespace=published_namespace
     )
     if _value(published, tenant_name) != secret:
@@ -86,16 +86,13 @@ async def unpublish(
     """Withdraw tenants' secrets from the gateway (their own Secrets go with the API key)."""
     if not tenant_names:
         return
-    try:
+    with objects.not_found_ignored():
         await _merge(client, namespace=namespace, entries=dict.fromkeys(tenant_names))
-    except lightkube.ApiError as error:
-        if error.status.code != 404:
-            raise
 
 
 async def published_tenants(*, client: lightkube.AsyncClient, namespace: str) -> set[str]:
     """Names of the tenants whose secrets are published."""
-    published = await resources.get_or_none(
+    published = await objects.get_or_none(
         client, core_v1.Secret, meta.WEBHOOK_SECRETS, namespace=namespace
     )
     return set((published.data or {}) if published is not None else ())
@@ -104,12 +101,9 @@ async def published_tenants(*, client: lightkube.AsyncClient, namespace: str) ->
 async def _publish(
     client: lightkube.AsyncClient, *, namespace: str, entries: dict[str, str]
 ) -> None:
-    try:
+    with objects.not_found_ignored():
         await _merge(client, namespace=namespace, entries=entries)
         return
-    except lightkube.ApiError as error:
-        if error.status.code != 404:
-            raise
     try:
         await client.create(
             core_v1.Secret(

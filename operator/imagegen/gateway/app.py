@@ -4,17 +4,17 @@ connects to Kubernetes and Redis and keeps the key index and Tenants current."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 
 import fastapi
-import httpx2
 import lightkube
 from fastapi import exceptions, responses
 from lightkube.resources import core_v1
 from starlette import exceptions as starlette_exceptions
 
-from imagegen import ratelimit, redisconn, reflector, resources, supervision
+from imagegen import ratelimit, redisconn, resources, supervision
 from imagegen.api import meta
 from imagegen.gateway import (
     batchstore,
@@ -37,6 +37,7 @@ from imagegen.gateway import (
 from imagegen.gateway.routes import batches, batchimages, events, health, images, ui
 from imagegen.gateway.routes import tickets as ticket_routes
 from imagegen.gateway.webhooks import service
+from imagegen.kube import clients, reflector, watching
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ def create_app(config: settings.GatewaySettings) -> fastapi.FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    # No loop runs before the lifespan starts them; it replaces this with its supervisor's.
-    app.state.dead_loops = list
+    # No loop or watch runs before the lifespan starts them; it replaces these with its own.
+    app.state.dead_loops = app.state.broken_watches = list
     for router in (
         batches.router,
         events.router,
@@ -89,7 +90,8 @@ def _lifespan(
 ) -> Callable[[fastapi.FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
-        kube = _kube_client(config)
+        kube, watches = _kube_clients(config)
+        watch = _watch_options(config)
         store = redisconn.connect(
             config.redis,
             credentials=redisconn.local_credentials(config.redis, password=config.redis_password),
@@ -99,20 +101,20 @@ def _lifespan(
         region_stores = await image_stores.enter_async_context(imagestores.opened(config))
         watchers = [
             reflector.Reflector(
-                client=kube,
+                client=watches,
                 resource=core_v1.ConfigMap,
                 what="API key index",
                 sink=keys,
                 namespace=config.operator_namespace,
                 labels={keyindex.INDEX_LABEL: "true"},
-                watch_seconds=config.timeouts.watch_server_seconds,
+                options=watch,
             ),
             reflector.Reflector(
-                client=kube,
+                client=watches,
                 resource=resources.Tenant,
                 what="Tenants",
                 sink=directory,
-                watch_seconds=config.timeouts.watch_server_seconds,
+                options=watch,
             ),
         ]
         app.state.services = services.Services(
@@ -125,17 +127,24 @@ def _lifespan(
             redis=store,
             images=region_stores,
             tickets=tickets.TicketStore(redis=store, ttl_seconds=config.stream_ticket_seconds),
-            hub=streamhub.WatchHub(client=kube, watch_seconds=config.timeouts.watch_server_seconds),
+            hub=streamhub.WatchHub(
+                client=watches,
+                options=dataclasses.replace(watch, give_up_after=streamhub.GIVE_UP_AFTER),
+            ),
             streams=streamcaps.StreamCaps(
                 per_tenant=config.max_streams_per_tenant, per_process=config.max_streams
             ),
         )
         app.state.synced = lambda: {w.what: w.synced.is_set() for w in watchers}
+        app.state.broken_watches = lambda: (
+            [w.what for w in watchers if w.health.broken()]
+            + (["stream watches"] if app.state.services.hub.broken() else [])
+        )
         loops = supervision.Supervisor()
         app.state.dead_loops = loops.dead
         for watcher in watchers:
             loops.start(watcher.what, watcher.run())
-        webhooks = _webhook_service(config, kube=kube, redis=store)
+        webhooks = _webhook_service(config, kube=kube, watches=watches, redis=store)
         try:
             if webhooks is not None:
                 await webhooks.start()
@@ -150,34 +159,56 @@ def _lifespan(
             await app.state.services.hub.close()
             await store.aclose()
             await kube.close()
+            await watches.close()
             await image_stores.aclose()
 
     return lifespan
 
 
-def _kube_client(config: settings.GatewaySettings) -> lightkube.AsyncClient:
-    kube_config = (
-        lightkube.KubeConfig.from_file(config.kubeconfig)
-        if config.kubeconfig
-        else lightkube.KubeConfig.from_service_account()
+PROCESS_WATCHES = 3
+"""Watches the process holds whatever the streams: the key index, the Tenants and the
+webhook producer's."""
+
+
+def _kube_clients(
+    config: settings.GatewaySettings,
+) -> tuple[lightkube.AsyncClient, lightkube.AsyncClient]:
+    """(requests, watches): two connection pools, so that watches, which hold a connection
+    each for as long as they run, never take one a request needs. Each stream's namespace
+    holds one watch at most, so the watch pool has room for every stream the process
+    allows and its own watches: a stream never waits for a connection either."""
+    requests, watches = (
+        clients.async_client(
+            kubeconfig=config.kubeconfig,
+            request_seconds=config.timeouts.kube_request_seconds,
+            connect_seconds=config.timeouts.kube_connect_seconds,
+            field_manager=f"{meta.GROUP}/gateway",
+            max_connections=size,
+        )
+        for size in (config.kube_connections, config.max_streams + PROCESS_WATCHES)
     )
-    return lightkube.AsyncClient(
-        config=kube_config,
-        timeout=httpx2.Timeout(
-            config.timeouts.kube_request_seconds, connect=config.timeouts.kube_connect_seconds
-        ),
-        field_manager=f"{meta.GROUP}/gateway",
-        # The kubeconfig names the server; an ambient HTTPS_PROXY must not reroute it.
-        trust_env=False,
+    return requests, watches
+
+
+def _watch_options(config: settings.GatewaySettings) -> watching.Options:
+    return watching.Options(
+        server_timeout_seconds=config.timeouts.watch_server_seconds,
+        inactivity_seconds=config.timeouts.watch_inactivity_seconds,
     )
 
 
 def _webhook_service(
-    config: settings.GatewaySettings, *, kube: lightkube.AsyncClient, redis: redisconn.Client
+    config: settings.GatewaySettings,
+    *,
+    kube: lightkube.AsyncClient,
+    watches: lightkube.AsyncClient,
+    redis: redisconn.Client,
 ) -> service.WebhookService | None:
     if not config.webhooks_enabled:
         return None
-    return service.WebhookService(kube=kube, redis=redis, settings=config)
+    return service.WebhookService(
+        kube=kube, watches=watches, redis=redis, settings=config, watch=_watch_options(config)
+    )
 
 
 async def _problem(_: fastapi.Request, error: Exception) -> responses.Response:

@@ -9,6 +9,7 @@ from lightkube import codecs
 from lightkube.types import PatchType
 
 from imagegen import resources
+from imagegen.kube import objects
 
 
 class BatchStore:
@@ -25,12 +26,11 @@ class BatchStore:
 
     async def get(self, *, namespace: str, name: str, tenant: str) -> dict[str, Any] | None:
         """The batch, or None when it does not exist or is not this tenant's."""
-        try:
-            found = await self._client.get(resources.ImageBatch, name, namespace=namespace)
-        except lightkube.ApiError as error:
-            if error.status.code == 404:
-                return None
-            raise
+        found = await objects.get_or_none(
+            self._client, resources.ImageBatch, name, namespace=namespace
+        )
+        if found is None:
+            return None
         obj = resources.as_dict(found)
         return obj if _owned_by(obj, tenant) else None
 

@@ -22,6 +22,9 @@ class Timeouts(pydantic.BaseModel):
     """TCP and TLS connect to the apiserver."""
     watch_server_seconds: Annotated[int, pydantic.Field(ge=1)] = 290
     """Asked of the apiserver: end each watch after this, so watches are renewed."""
+    watch_inactivity_seconds: Annotated[float, pydantic.Field(gt=60)] = 70.0
+    """A watch silent this long (no event, not even a bookmark) is presumed to be on a dead
+    connection and replaced. Above the apiserver's bookmark period, about 60 s."""
     body_read_seconds: Annotated[float, pydantic.Field(gt=0)] = 30.0
     """Reading a request body; a client that trickles it is cut off (408)."""
     webhook_check_seconds: Annotated[float, pydantic.Field(gt=0)] = 5.0
@@ -104,6 +107,9 @@ class GatewaySettings(pydantic.BaseModel):
     max_streams: Annotated[int, pydantic.Field(ge=1)] = 2000
     """Open streams in one gateway process, all tenants together: each holds a socket and
     a task (their watches are shared per namespace), so this bounds descriptors and memory."""
+    kube_connections: Annotated[int, pydantic.Field(ge=1)] = 100
+    """Connections to the apiserver for requests (creates, reads, lists). Watches have a
+    pool of their own, sized from `max_streams`, so streams never take these."""
     timeouts: Timeouts = pydantic.Field(default_factory=Timeouts)
 
 

@@ -12,8 +12,8 @@ import yaml
 from lightkube.models import authentication_v1, meta_v1
 from lightkube.resources import core_v1
 
-from imagegen import resources
 from imagegen.api import objectstore
+from imagegen.kube import clients
 from imagegen.localcluster import cluster, install, stack
 
 SERVICE_ACCOUNT = "imagegen-operator"
@@ -85,7 +85,7 @@ def service_account_kubeconfig(
 ) -> pathlib.Path:
     """Apply `manifest` (RBAC for an existing or included ServiceAccount), mint a token of
     `account` and write a kubeconfig that acts as it, and as nothing more."""
-    with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
+    with clients.sync_client(kubeconfig=target.kubeconfig) as admin:
         install.apply_files(client=admin, paths=[manifest])
     return token_kubeconfig(
         target=target,
@@ -104,7 +104,7 @@ def token_kubeconfig(
 ) -> pathlib.Path:
     """Write a kubeconfig for target that carries a fresh token (TokenRequest API) of the
     ServiceAccount and nothing else; return its path."""
-    with resources.client_from_kubeconfig(path=target.kubeconfig) as admin:
+    with clients.sync_client(kubeconfig=target.kubeconfig) as admin:
         request = core_v1.ServiceAccountToken(
             metadata=meta_v1.ObjectMeta(name=account, namespace=namespace),
             spec=authentication_v1.TokenRequestSpec(audiences=[], expirationSeconds=_TOKEN_SECONDS),

@@ -14,6 +14,8 @@ import lightkube
 import yaml
 from lightkube.resources import core_v1
 
+from imagegen.kube import objects
+
 # The operator's contract (controller/apikeys.py), which this layer may not import.
 KEY_FIELD = "api-key"
 
@@ -40,12 +42,8 @@ def read_key(
     name, where = key_secret(tenant, namespace)
     deadline = time.monotonic() + timeout_seconds
     while True:
-        try:
+        with objects.not_found_ignored():
             secret = client.get(core_v1.Secret, name, namespace=where)
-        except lightkube.ApiError as error:
-            if error.status.code != 404:
-                raise
-        else:
             if secret.data and KEY_FIELD in secret.data:
                 return base64.b64decode(secret.data[KEY_FIELD]).decode()
         if time.monotonic() > deadline:

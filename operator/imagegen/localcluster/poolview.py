@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import lightkube
 from lightkube.resources import autoscaling_v2
 
+from imagegen.kube import objects
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PoolState:
@@ -25,12 +27,15 @@ class PoolState:
 
 def read(client: lightkube.Client, *, region: str, name: str, namespace: str) -> PoolState | None:
     """The state of the HPA `name`, or None when the region has none (yet)."""
-    try:
-        hpa = client.get(autoscaling_v2.HorizontalPodAutoscaler, name, namespace=namespace)
-    except lightkube.ApiError as error:
-        if error.status.code == 404:
-            return None
-        raise
+    with objects.not_found_ignored():
+        return _state(
+            client.get(autoscaling_v2.HorizontalPodAutoscaler, name, namespace=namespace),
+            region=region,
+        )
+    return None
+
+
+def _state(hpa: autoscaling_v2.HorizontalPodAutoscaler, *, region: str) -> PoolState | None:
     spec, status = hpa.spec, hpa.status
     if spec is None:
         return None

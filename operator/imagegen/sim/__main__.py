@@ -19,8 +19,9 @@ from collections.abc import Sequence
 import lightkube
 from lightkube.resources import apps_v1
 
-from imagegen import redisconn, resources
+from imagegen import redisconn
 from imagegen.api import redisconfig
+from imagegen.kube import clients, objects
 from imagegen.sim import driver
 
 _DEPLOYMENT_WAIT_SECONDS = 120
@@ -90,7 +91,7 @@ async def _run(
     redis: redisconfig.RedisConnection,
     credentials: redisconn.Credentials,
 ) -> None:
-    kube = resources.async_client_from_kubeconfig(path=args.kubeconfig)
+    kube = clients.async_client(kubeconfig=args.kubeconfig)
     client = redisconn.connect(redis, credentials=credentials, decode_responses=True)
     try:
         pools = [
@@ -117,11 +118,8 @@ async def _run(
 async def _selector(kube: lightkube.AsyncClient, *, name: str, namespace: str) -> dict[str, str]:
     """The pod labels of a Deployment, waiting for the operator to create it."""
     for _ in range(_DEPLOYMENT_WAIT_SECONDS):
-        try:
-            found = await kube.get(apps_v1.Deployment, name, namespace=namespace)
-        except lightkube.ApiError as error:
-            if error.status.code != 404:
-                raise
+        found = await objects.get_or_none(kube, apps_v1.Deployment, name, namespace=namespace)
+        if found is None:
             await asyncio.sleep(1)
             continue
         labels = found.spec.selector.matchLabels if found.spec else None

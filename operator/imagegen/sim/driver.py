@@ -20,6 +20,7 @@ from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
 from imagegen import redisconn
+from imagegen.kube import objects
 from imagegen.queue import core
 from imagegen.sim import load
 
@@ -94,7 +95,8 @@ async def _annotate(*, kube: lightkube.AsyncClient, pod: core_v1.Pod, value: str
     assert pod.metadata.name is not None
     if (pod.metadata.annotations or {}).get(USAGE_ANNOTATION) == value:
         return
-    try:
+    # A pod the HPA just removed is gone before its patch: that is the normal case.
+    with objects.not_found_ignored():
         await kube.patch(
             core_v1.Pod,
             pod.metadata.name,
@@ -102,7 +104,3 @@ async def _annotate(*, kube: lightkube.AsyncClient, pod: core_v1.Pod, value: str
             namespace=pod.metadata.namespace,
             patch_type=PatchType.MERGE,
         )
-    except lightkube.ApiError as error:
-        # A pod the HPA just removed is gone before its patch: that is the normal case.
-        if error.status.code != 404:
-            raise

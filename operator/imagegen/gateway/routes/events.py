@@ -15,7 +15,15 @@ from fastapi import responses
 from sse_starlette import sse
 from starlette import background, websockets
 
-from imagegen.gateway import problems, schemas, services, streamauth, tenants, translate
+from imagegen.gateway import (
+    problems,
+    schemas,
+    services,
+    streamauth,
+    streamhub,
+    tenants,
+    translate,
+)
 from imagegen.gateway.routes import batches
 from imagegen.metrics import gateway as catalogue
 
@@ -26,6 +34,7 @@ router = fastapi.APIRouter(tags=["batches"])
 EVENTS_PATH = translate.API_PREFIX + "/{batch_id}/events"
 _PING_SECONDS = 15
 _POLICY_VIOLATION = 1008
+_INTERNAL_ERROR = 1011
 _TRY_AGAIN_LATER = 1013
 
 
@@ -34,7 +43,7 @@ async def updates(
 ) -> AsyncGenerator[schemas.BatchObject, None]:
     """The batch now, then each time what the API shows of it changes; ends after a
     terminal phase or when the CR is deleted. Changes come from the namespace's shared
-    watch (streamhub)."""
+    watch (streamhub); streamhub.WatchEndedError when that watch ends."""
     last = translate.batch_object(obj)
     yield last
     if translate.is_terminal(obj):
@@ -106,6 +115,10 @@ async def batch_events_sse(
                 async with contextlib.aclosing(shown_updates):
                     async for shown in shown_updates:
                         yield {"event": "batch", "data": shown.model_dump_json()}
+        except streamhub.WatchEndedError:
+            # The stream ends; an EventSource reconnects, and its next subscription
+            # starts the namespace's watch again.
+            return
         finally:
             slot.release()
 
@@ -150,14 +163,25 @@ async def _stream(
         for task in (sender, receiver):
             task.cancel()
             with contextlib.suppress(
-                asyncio.CancelledError, websockets.WebSocketDisconnect, *services.BACKEND_ERRORS
+                asyncio.CancelledError,
+                websockets.WebSocketDisconnect,
+                streamhub.WatchEndedError,
+                *services.BACKEND_ERRORS,
             ):
                 await task
         if sender in done:
-            # The watch failing mid-stream is the backend's outage: "try again later".
-            failed = sender.exception() is not None
             with contextlib.suppress(RuntimeError, websockets.WebSocketDisconnect):
-                await websocket.close(code=_TRY_AGAIN_LATER if failed else 1000)
+                await websocket.close(code=close_code(sender.exception()))
+
+
+def close_code(error: BaseException | None) -> int:
+    """1000 after a terminal phase; 1011 when a bug ended the namespace's watch; else the
+    backend's outage (a read, or the watch giving up): "try again later"."""
+    if error is None:
+        return 1000
+    if isinstance(error, streamhub.WatchEndedError) and not error.gave_up:
+        return _INTERNAL_ERROR
+    return _TRY_AGAIN_LATER
 
 
 async def _send_updates(

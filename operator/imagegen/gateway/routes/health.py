@@ -28,13 +28,14 @@ async def healthz(request: fastapi.Request) -> responses.JSONResponse:
 
 @router.get(
     "/readyz",
-    summary="Readiness: key index and Tenants loaded, Redis answering",
+    summary="Readiness: key index and Tenants loaded, watches working, Redis answering",
     responses={503: {"description": "Not ready; the body says what is missing"}},
 )
 async def readyz(request: fastapi.Request) -> responses.JSONResponse:
     found = services.services(request)
     missing = [name for name, ready in request.app.state.synced().items() if not ready]
     missing += request.app.state.dead_loops()
+    missing += request.app.state.broken_watches()
     try:
         async with asyncio.timeout(found.settings.redis.command_timeout_seconds):
             await found.redis.ping()

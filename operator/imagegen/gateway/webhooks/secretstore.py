@@ -11,8 +11,8 @@ from typing import Protocol
 import lightkube
 from lightkube.resources import core_v1
 
-from imagegen import resources
 from imagegen.api import meta
+from imagegen.kube import objects
 
 CACHE_SECONDS = 30.0
 """How long a read serves; a tenant missing from it triggers a fresh read sooner."""
@@ -53,7 +53,7 @@ class SigningSecrets:
         return self._secrets.get(tenant)
 
     async def _refresh(self) -> None:
-        secret = await resources.get_or_none(
+        secret = await objects.get_or_none(
             self._kube, core_v1.Secret, meta.WEBHOOK_SECRETS, namespace=self._namespace
         )
         data = (secret.data if secret is not None else None) or {}

@@ -14,6 +14,7 @@ import lightkube
 
 from imagegen import redisconn
 from imagegen.gateway.webhooks import dispatcher, producer, secretstore, ssrf
+from imagegen.kube import watching
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +41,16 @@ class WebhookService:
         self,
         *,
         kube: lightkube.AsyncClient,
+        watches: lightkube.AsyncClient,
         redis: redisconn.Client,
         settings: Settings,
+        watch: watching.Options = producer.WATCH,
         options: dispatcher.Options | None = None,
         resolver: ssrf.Resolver | None = None,
         consumer: str | None = None,
     ) -> None:
-        self._kube = kube
+        self._watches = watches
+        self._watch = watch
         self._redis = redis
         self._dispatcher = dispatcher.Dispatcher(
             redis=redis,
@@ -66,7 +70,8 @@ class WebhookService:
             return
         self._tasks = [
             asyncio.create_task(
-                producer.run(kube=self._kube, redis=self._redis), name="webhook producer"
+                producer.run(kube=self._watches, redis=self._redis, options=self._watch),
+                name="webhook producer",
             ),
             asyncio.create_task(self._dispatcher.run(), name="webhook dispatcher"),
         ]
