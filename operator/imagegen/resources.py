@@ -8,7 +8,6 @@ from typing import Any
 from lightkube import generic_resource
 
 from imagegen.api import meta
-from imagegen.kube import objects
 
 Tenant = generic_resource.create_global_resource(
     group=meta.GROUP, version=meta.VERSION, kind="Tenant", plural="tenants"
@@ -22,8 +21,3 @@ def as_dict(obj: Any) -> dict[str, Any]:
     """A lightkube object as the plain dict the apiserver sent."""
     plain: dict[str, Any] = obj.to_dict()
     return plain
-
-
-# For controller/cleanup.py alone, which branch `reporter` rewrites: it still calls this
-# by its old place. At that merge the call moves to imagegen.kube.objects and this goes.
-get_or_none = objects.get_or_none

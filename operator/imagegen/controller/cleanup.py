@@ -20,8 +20,9 @@ import lightkube
 from lightkube.resources import core_v1
 from lightkube.types import PatchType
 
-from imagegen import redisconn, regions, resources, supervision
+from imagegen import redisconn, regions, supervision
 from imagegen.api import imagebatch, objectstore
+from imagegen.kube import objects
 from imagegen.queue import core, keys
 from imagegen.render import labels
 from imagegen.storage import base
@@ -134,7 +135,7 @@ async def sweep_pending(
     *, registry: regions.Registry, management: lightkube.AsyncClient, namespace: str
 ) -> int:
     """Retry every pending cleanup once; return how many are still pending."""
-    found = await resources.get_or_none(management, core_v1.ConfigMap, PENDING, namespace=namespace)
+    found = await objects.get_or_none(management, core_v1.ConfigMap, PENDING, namespace=namespace)
     entries = dict(found.data or {}) if found is not None else {}
     done: dict[str, str | None] = {}
     for entry, raw in entries.items():
@@ -190,7 +191,7 @@ async def _patch_pending(
             patch_type=PatchType.MERGE,
         )
     except lightkube.ApiError as error:
-        if error.status.code != 404:
+        if objects.status_of(error) != objects.NOT_FOUND:
             raise
         data = {key: value for key, value in changes.items() if value is not None}
         if data:
