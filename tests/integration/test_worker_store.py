@@ -21,7 +21,7 @@ from imagegen.localcluster import redis as localredis
 from imagegen.localcluster import s3server
 from imagegen.queue import core, keys, model, payload, storehealth
 from imagegen.storage import base, stores
-from tests.integration import s3fixtures, slowproxy, workerproc
+from tests.integration import s3fixtures, storeproxy, workerproc
 from tests.integration.conftest import SCRATCH_DB
 
 pytestmark = pytest.mark.integration
@@ -145,10 +145,10 @@ async def test_a_batch_lands_as_one_whole_object_per_item_with_metadata(
 
 
 @pytest.fixture
-async def slow_store(s3_server: s3server.LocalS3) -> AsyncIterator[slowproxy.SlowProxy]:
+async def slow_store(s3_server: s3server.LocalS3) -> AsyncIterator[storeproxy.StoreProxy]:
     """The store behind a proxy that sends request bodies at 4 KiB/s: a 512x512 image
     (about 16 KiB) is on the wire for some seconds."""
-    proxy = slowproxy.SlowProxy(upstream_port=s3_server.port, bytes_per_second=4096)
+    proxy = storeproxy.StoreProxy(upstream_port=s3_server.port, bytes_per_second=4096)
     await proxy.start()
     yield proxy
     await proxy.stop()
@@ -158,7 +158,7 @@ async def test_a_worker_killed_while_its_put_is_on_the_wire_leaves_no_partial_ob
     queue: core.Queue,
     workers: workerproc.Workers,
     s3_server: s3server.LocalS3,
-    slow_store: slowproxy.SlowProxy,
+    slow_store: storeproxy.StoreProxy,
     store: base.Store,
 ) -> None:
     large = dataclasses.replace(WORK, width=512, height=512)
@@ -176,7 +176,7 @@ async def test_a_worker_killed_while_its_put_is_on_the_wire_leaves_no_partial_ob
         return any(
             upload.method == "PUT"
             and upload.path.startswith(f"/{s3_server.bucket}/acme/{UID}/")
-            and 4 * slowproxy.PIECE_BYTES <= upload.sent < upload.total
+            and 4 * storeproxy.PIECE_BYTES <= upload.sent < upload.total
             for upload in slow_store.in_flight
         )
 

@@ -1,13 +1,16 @@
-"""Test plumbing in front of a real store: a loopback TCP proxy that stands in for a slow
-link, so that a test can kill a worker while its PUT is on the wire.
+"""Test plumbing in front of a real store: a loopback TCP proxy that stands in for the
+link between a worker and its store, slow or faulty, so that a test can kill a worker
+while its PUT is on the wire, or see what the store makes of a body damaged on the way.
 
 The proxy takes whatever the client sends at once, and forwards request bodies to the
 server at `bytes_per_second` (request lines and headers go at once, and the answers
 come back at full speed). It reads HTTP/1.1 only as far as it must to see where each
-body starts and ends (Content-Length); the bytes go to the server unchanged. When the
-client's connection ends, the server's ends too, at once: what the proxy has not
-forwarded yet is dropped, as a link drops what it carries when a worker (its pod, its
-node) goes away. The server then sees a body cut short.
+body starts and ends (Content-Length); the bytes go to the server unchanged, unless
+`corrupt` flips a bit in the middle of each body. With `tls` it speaks https to the
+client and plain http to the server, as a TLS-terminating load balancer in front of a
+store does. When the client's connection ends, the server's ends too, at once: what the
+proxy has not forwarded yet is dropped, as a link drops what it carries when a worker
+(its pod, its node) goes away. The server then sees a body cut short.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ssl
 
 PIECE_BYTES = 1024
 """Body bytes forwarded at a time."""
@@ -75,11 +79,16 @@ class _Inbox:
 
 
 @dataclasses.dataclass(kw_only=True)
-class SlowProxy:
-    """Forwards to 127.0.0.1:`upstream_port`, request bodies at `bytes_per_second`."""
+class StoreProxy:
+    """Forwards to 127.0.0.1:`upstream_port`, request bodies at `bytes_per_second` (None:
+    as fast as they come)."""
 
     upstream_port: int
-    bytes_per_second: float
+    bytes_per_second: float | None = None
+    corrupt: bool = False
+    """Flip one bit of the middle byte of every request body."""
+    tls: ssl.SSLContext | None = None
+    """Serve https to the client with this context."""
     port: int = 0
     in_flight: list[Upload] = dataclasses.field(default_factory=list)
     """Bodies begun and not finished, on the connections open now."""
@@ -90,10 +99,12 @@ class SlowProxy:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, host="127.0.0.1", port=0)
+        self._server = await asyncio.start_server(
+            self._serve, host="127.0.0.1", port=0, ssl=self.tls
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -153,14 +164,20 @@ class SlowProxy:
                     self.in_flight.remove(upload)
 
     async def _body(self, inbox: _Inbox, writer: asyncio.StreamWriter, upload: Upload) -> None:
+        middle = upload.total // 2
         while upload.sent < upload.total:
             if inbox.gone:
                 raise ConnectionError("the client went away mid-body")
             piece = await inbox.piece(min(PIECE_BYTES, upload.total - upload.sent))
+            if self.corrupt and upload.sent <= middle < upload.sent + len(piece):
+                damaged = bytearray(piece)
+                damaged[middle - upload.sent] ^= 0x01
+                piece = bytes(damaged)
             writer.write(piece)
             await writer.drain()
             upload.sent += len(piece)
-            await asyncio.sleep(len(piece) / self.bytes_per_second)
+            if self.bytes_per_second is not None:
+                await asyncio.sleep(len(piece) / self.bytes_per_second)
 
 
 def _length(head: bytes) -> int:
