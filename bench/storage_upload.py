@@ -16,13 +16,15 @@ Starts its own redis-server and versitygw (the S3-compatible server of the tests
           `--concurrency` slots. What it adds to `upload` is the queue's three round
           trips to Redis per item.
 
-All three run `--rounds` times, in turn, each round on fresh keys; the median of each is
-reported (a shared machine's noise moves single short runs by tens of percent). Prints
-images/s of each and the ratios to bare (goal for the upload: >= 0.8). Before those, on
-the fresh Redis, it runs `--batches` batches of 100 items through the queue, releases
-each (`controller.cleanup`, as the operator does once a batch has ended) and prints the
-key count and used_memory before and after: the Redis memory per finished batch (goal 0
-after cleanup).
+All three run `--rounds` times, in turn (the order reversed every other round), each
+round on fresh keys; the median of each is reported (a shared machine's noise moves
+single short runs by tens of percent). Prints images/s and this process's CPU time per
+image of each, and the ratios to bare: by images/s, overall and round by round, and by
+CPU per image, which the machine's other load blurs less (goal for the upload: >= 0.8).
+Before those, on the fresh Redis, it runs `--batches` batches of 100 items through the
+queue, releases each (`controller.cleanup`, as the operator does once a batch has ended)
+and prints the key count and used_memory before and after: the Redis memory per finished
+batch (goal 0 after cleanup).
 
     .venv/bin/python bench/storage_upload.py [--images 400] [--concurrency 8] [--noise]
 """
@@ -61,15 +63,39 @@ POOL = keys.dedicated(tenant=TENANT)
 SIZE = 512
 
 
+PATHS = ("bare", "upload", "item")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Run:
-    name: str
     images: int
     seconds: float
+    cpu_seconds: float
+    """CPU this process spent (all its threads): the benchmark's own cost per image, less
+    moved by the machine's other load than the wall time."""
 
     @property
     def per_second(self) -> float:
         return self.images / self.seconds
+
+    @property
+    def cpu_ms_per_image(self) -> float:
+        return 1000 * self.cpu_seconds / self.images
+
+
+class Clock:
+    """Wall and CPU time from its start, for one run."""
+
+    def __init__(self) -> None:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+
+    def run(self, *, images: int) -> Run:
+        return Run(
+            images=images,
+            seconds=time.perf_counter() - self._wall,
+            cpu_seconds=time.process_time() - self._cpu,
+        )
 
 
 class ReadyMade:
@@ -112,33 +138,28 @@ def main() -> None:
 
 async def measure(*, redis_url: str, s3: s3server.LocalS3, args: argparse.Namespace) -> None:
     images = await make_images(count=args.images, size=args.size, noise=args.noise)
-    runs: dict[str, list[Run]] = {"bare": [], "upload": [], "item": []}
+    runs: dict[str, list[Run]] = {path: [] for path in PATHS}
     client = aioredis.Redis.from_url(redis_url)
     try:
         # First, on the fresh Redis: the rounds below leave allocator state behind.
         await memory_per_batch(client=client, batches=args.batches)
         await client.flushdb()
         for round_number in range(args.rounds):
-            runs["bare"].append(
-                await run_bare(
-                    s3=s3, images=images, concurrency=args.concurrency, round_number=round_number
+            # In turn, the order reversed every other round: a load that comes and goes
+            # on a shared machine falls on every path alike.
+            order = PATHS if round_number % 2 == 0 else PATHS[::-1]
+            for path in order:
+                await client.flushdb()
+                runs[path].append(
+                    await run_path(
+                        path=path,
+                        s3=s3,
+                        client=client,
+                        images=images,
+                        concurrency=args.concurrency,
+                        round_number=round_number,
+                    )
                 )
-            )
-            runs["upload"].append(
-                await run_upload(
-                    s3=s3, images=images, concurrency=args.concurrency, round_number=round_number
-                )
-            )
-            await client.flushdb()
-            runs["item"].append(
-                await run_items(
-                    s3=s3,
-                    client=client,
-                    images=images,
-                    concurrency=args.concurrency,
-                    round_number=round_number,
-                )
-            )
     finally:
         await client.aclose()
     size = sum(len(image.data) for image in images.values()) / len(images)
@@ -150,10 +171,51 @@ async def measure(*, redis_url: str, s3: s3server.LocalS3, args: argparse.Namesp
     )
     for name, done in runs.items():
         rates = ", ".join(f"{run.per_second:.1f}" for run in done)
-        print(f"{name:>7}: median {median(done):8.1f} images/s (rounds: {rates})")
+        cpu = cpu_per_image(done)
+        print(
+            f"{name:>7}: median {median(done):8.1f} images/s, {cpu:.2f} ms CPU per image "
+            f"(rounds: {rates})"
+        )
     bare = median(runs["bare"])
-    print(f"  ratio upload / bare: {median(runs['upload']) / bare:.2f} (goal >= 0.8)")
-    print(f"  ratio item / bare:   {median(runs['item']) / bare:.2f} (upload plus the queue)")
+    bare_cpu = cpu_per_image(runs["bare"])
+    for name, note in (("upload", "goal >= 0.8"), ("item", "upload plus the queue")):
+        pairs = ", ".join(
+            f"{run.per_second / base.per_second:.2f}"
+            for run, base in zip(runs[name], runs["bare"], strict=True)
+        )
+        print(
+            f"  ratio {name} / bare: {median(runs[name]) / bare:.2f} by images/s, "
+            f"{bare_cpu / cpu_per_image(runs[name]):.2f} by CPU per image ({note}; "
+            f"images/s per round: {pairs})"
+        )
+
+
+async def run_path(
+    *,
+    path: str,
+    s3: s3server.LocalS3,
+    client: aioredis.Redis,
+    images: dict[str, base.GeneratedImage],
+    concurrency: int,
+    round_number: int,
+) -> Run:
+    if path == "bare":
+        return await run_bare(
+            s3=s3, images=images, concurrency=concurrency, round_number=round_number
+        )
+    if path == "upload":
+        return await run_upload(
+            s3=s3, images=images, concurrency=concurrency, round_number=round_number
+        )
+    return await run_items(
+        s3=s3, client=client, images=images, concurrency=concurrency, round_number=round_number
+    )
+
+
+def cpu_per_image(runs: list[Run]) -> float:
+    """Median CPU ms per image: a ratio of these is what one path costs against another
+    when the wall time is blurred by the rest of the machine."""
+    return statistics.median(run.cpu_ms_per_image for run in runs)
 
 
 def median(runs: list[Run]) -> float:
@@ -216,9 +278,9 @@ async def run_bare(
                     Bucket=s3.bucket, Key=f"bare/{round_number}/{n}.png", Body=body
                 )
 
-        started = time.perf_counter()
+        clock = Clock()
         await asyncio.gather(*(put(n, body) for n, body in enumerate(bodies)))
-        return Run(name="bare", images=len(bodies), seconds=time.perf_counter() - started)
+        return clock.run(images=len(bodies))
 
 
 async def run_upload(
@@ -245,12 +307,11 @@ async def run_upload(
             async with slots:
                 await runner.upload(lease=lease, outcome=outcome, name=name)
 
-        started = time.perf_counter()
+        clock = Clock()
         await asyncio.gather(
             *(upload(lease, outcome) for lease, outcome in zip(leases, made, strict=True))
         )
-        seconds = time.perf_counter() - started
-    return Run(name="upload", images=len(leases), seconds=seconds)
+        return clock.run(images=len(leases))
 
 
 async def run_items(
@@ -289,10 +350,9 @@ async def run_items(
                 done += 1
             return done
 
-        started = time.perf_counter()
+        clock = Clock()
         done = sum(await asyncio.gather(*(slot() for _ in range(concurrency))))
-        seconds = time.perf_counter() - started
-    return Run(name="item", images=done, seconds=seconds)
+        return clock.run(images=done)
 
 
 def lease_of(*, uid: str, item_id: str) -> model.Lease:
