@@ -3,6 +3,7 @@ credentials, and the store clients that reach them."""
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 
 import lightkube
@@ -71,3 +72,16 @@ def worker_env(server: s3server.LocalS3, *, secret: str | None = None) -> dict[s
         "AWS_ACCESS_KEY_ID": server.access_key_id,
         "AWS_SECRET_ACCESS_KEY": secret or server.secret_access_key,
     }
+
+
+async def broken_objects(*, server: s3server.LocalS3, keys: list[str]) -> list[str]:
+    """Those of `keys` that are not one whole object: missing, or bytes that do not hash
+    to the SHA-256 the worker stored in its metadata."""
+    broken = []
+    async with stores.open_store(config=server.config(), credentials=credentials(server)) as store:
+        for key in keys:
+            found = await store.head(key=key)
+            data = b"".join([chunk async for chunk in store.read(key=key)]) if found else b""
+            if found is None or hashlib.sha256(data).hexdigest() != found.metadata.get("sha256"):
+                broken.append(key)
+    return broken

@@ -1,10 +1,13 @@
 """The S3 store against a real S3-compatible server (versitygw): put with metadata, head,
-read, presigned GET, delete by prefix, and the errors of a stopped store and wrong keys."""
+read, presigned GET, delete by prefix, the errors of a stopped store and wrong keys, and
+a body damaged on its way (over http and over https) refused by the store."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import pathlib
+import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
 
@@ -14,9 +17,9 @@ import pytest
 from aiobotocore import config as aioconfig
 
 from imagegen.api import objectstore
-from imagegen.localcluster import s3server
+from imagegen.localcluster import pki, s3server
 from imagegen.storage import base, stores
-from tests.integration import s3fixtures
+from tests.integration import s3fixtures, storeproxy
 
 pytestmark = pytest.mark.integration
 
@@ -141,3 +144,41 @@ async def test_an_upload_cut_off_midway_leaves_no_object(
     assert await store.head(key="acme/uid-1/cut.png") is None
     folder = s3_server.object_path("imgs/acme/uid-1")
     assert not folder.exists() or not [p for p in folder.iterdir() if p.name.startswith("cut")]
+
+
+@pytest.fixture
+def proxy_tls(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A serving certificate for 127.0.0.1, from a CA that botocore is told to trust."""
+    issued = pki.write_cluster_pki(directory=tmp_path / "pki")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(issued.ca_cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(issued.serving_cert, issued.serving_key)
+    return context
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_a_body_damaged_on_the_way_is_refused_and_leaves_no_object(
+    s3_server: s3server.LocalS3, proxy_tls: ssl.SSLContext, scheme: str
+) -> None:
+    """Over http the store checks the body against its signed SHA-256, over https (a TLS
+    link that ends before the store) against Content-MD5: either way a flipped bit is
+    refused, while the same link without damage stores the image whole."""
+    tls = proxy_tls if scheme == "https" else None
+    for corrupt in (True, False):
+        link = storeproxy.StoreProxy(upstream_port=s3_server.port, corrupt=corrupt, tls=tls)
+        await link.start()
+        config = objectstore.ObjectStore(url="s3://images", endpoint=link.endpoint, path_style=True)
+        try:
+            async with stores.open_store(
+                config=config, credentials=s3fixtures.credentials(s3_server)
+            ) as through_link:
+                if corrupt:
+                    with pytest.raises(base.StoreError) as raised:
+                        await through_link.put(name=NAME, data=DATA, metadata=META)
+                    assert raised.value.reason == "Refused"
+                    assert not s3_server.object_path(NAME.key).exists()
+                else:
+                    await through_link.put(name=NAME, data=DATA, metadata=META)
+                    assert await read_all(through_link, NAME.key) == DATA
+        finally:
+            await link.stop()

@@ -15,12 +15,12 @@ from typing import Any
 import lightkube
 import pytest
 from lightkube import codecs
-from lightkube.resources import core_v1
+from lightkube.resources import apps_v1, core_v1
 from lightkube.types import PatchType
 
 from imagegen import resources
 from imagegen.localcluster import addons
-from imagegen.render import labels
+from imagegen.render import labels, pool
 from tests.integration import waiting
 from tests.integration.conftest import TEST_GPU_POOL, TEST_GPU_PROFILE
 from tests.integration.tenantworld import WORKERS, World, new_tenant, unique_name
@@ -136,11 +136,48 @@ def pods_of(client: lightkube.Client, tenant_name: str) -> list[core_v1.Pod]:
 
 def running_nodes(client: lightkube.Client, tenant_name: str) -> list[str]:
     """The node of every Running pod of the Tenant."""
+    return nodes_of_running(pods_of(client, tenant_name))
+
+
+def nodes_of_running(pods: list[core_v1.Pod]) -> list[str]:
     return [
         pod.spec.nodeName or ""
-        for pod in pods_of(client, tenant_name)
+        for pod in pods
         if pod.status is not None and pod.status.phase == "Running" and pod.spec is not None
     ]
+
+
+def shared_pool_pods(client: lightkube.Client) -> list[core_v1.Pod]:
+    """The live pods of the region's shared pool (worker-shared)."""
+    selector: dict[str, Any] = labels.selector(pool_labels=labels.shared_pool(region=REGION))
+    return [
+        pod
+        for pod in client.list(core_v1.Pod, namespace=WORKERS, labels=selector)
+        if pod.metadata is not None and pod.metadata.deletionTimestamp is None
+    ]
+
+
+def reschedule_shared_pool(client: lightkube.Client) -> list[str]:
+    """Delete the shared pool's pods, so that the scheduler places new ones now; return
+    the nodes of the replacements once the Deployment's replicas all run."""
+    existing = {
+        name for pod in shared_pool_pods(client) if pod.metadata and (name := pod.metadata.name)
+    }
+    for name in existing:
+        client.delete(core_v1.Pod, name, namespace=WORKERS)
+
+    def replaced() -> list[str] | None:
+        deployment = client.get(apps_v1.Deployment, pool.SHARED_POOL, namespace=WORKERS)
+        wanted = deployment.spec.replicas if deployment.spec else None
+        fresh = [
+            p for p in shared_pool_pods(client) if p.metadata and p.metadata.name not in existing
+        ]
+        running = nodes_of_running(fresh)
+        return running if wanted and len(running) == len(fresh) == wanted else None
+
+    return waiting.until(
+        replaced, timeout=SCHEDULING_TIMEOUT, what="the shared pool's pods placed anew"
+    )
 
 
 def phases(client: lightkube.Client, tenant_name: str) -> dict[str, int]:
@@ -189,7 +226,7 @@ def event_reasons(world: World, tenant_name: str) -> list[str]:
     ]
 
 
-def test_premium_workers_land_only_on_the_dedicated_pool_and_standard_ones_never_do(
+def test_premium_workers_land_only_on_the_dedicated_pool_and_others_never_do(
     world: World, region: lightkube.Client, nodes: Nodes, tenants: list[str]
 ) -> None:
     tag = unique_name("premium")
@@ -207,13 +244,20 @@ def test_premium_workers_land_only_on_the_dedicated_pool_and_standard_ones_never
         pod=placed_on(tag, priority_class="imagegen-premium"),
     )
     standard = create_tenant(world, tenants, "standard", tier="standard", replicas=10)
+    # A shared tenant brings the region's shared pool, whose pods must stay off as well.
+    shared = unique_name("shared")
+    world.create(new_tenant(shared, REGION).tier("standard").workers(pool="shared").obj())
+    tenants.append(shared)
+    world.wait_reconciled(shared)
 
     wait_phases(region, premium, {"Running": 10})
     wait_phases(region, standard, {"Running": 10})
+    shared_nodes = reschedule_shared_pool(region)
 
     assert set(running_nodes(region, premium)) <= dedicated
-    # The dedicated nodes had room for all ten, and were refused by the taint alone.
+    # The dedicated nodes had room for all of them, and were refused by the taint alone.
     assert not set(running_nodes(region, standard)) & dedicated
+    assert not set(shared_nodes) & dedicated
     world.wait_condition(premium, "Capacity", "True", reason="AllWorkersPlaced")
 
 

@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from prometheus_client import parser
+
 from imagegen.localcluster import process
 
 START_SECONDS = 30.0
@@ -45,6 +47,16 @@ class WorkerProcess:
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"{path} never answered {status}:\n{self.child.log_tail()}")
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """One sample of the worker's /metrics, by name and labels; 0 when it has none."""
+        status, body = await self.probe("/metrics")
+        assert status == 200, body
+        for family in parser.text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
+        return 0.0
 
     def signal(self, signum: signal.Signals) -> None:
         """Send signum to the worker alone (kill -9 is SIGKILL)."""

@@ -1,6 +1,7 @@
 """`imagegen render`: what the operator would apply, printed for review."""
 
 import pathlib
+import re
 
 import pytest
 import yaml
@@ -201,3 +202,47 @@ def test_a_profile_the_config_lacks_is_an_error_naming_the_field(
 
     assert (code, out) == (2, "")
     assert "spec.workers.profile: unknown profile 'premium-gpu'" in err
+
+
+GPU_RENDER_COMMAND = (
+    "# imagegen render examples/tenant-gpu-partner.yaml --region us-east "
+    "--config examples/operator/gpu-profiles.yaml"
+)
+DOCS = (EXAMPLES.parent / "README.md", EXAMPLES.parent / "docs" / "install.md")
+
+
+def quoted_outputs(path: pathlib.Path, *, command: str) -> list[object]:
+    """Each ```yaml block of `path` whose first line is `command`, parsed."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```$", path.read_text(), re.M | re.S)
+    return [yaml.safe_load(block) for block in blocks if block.splitlines()[0] == command]
+
+
+def is_excerpt(part: object, whole: object) -> bool:
+    """True when `part` is `whole` with some mapping keys left out (lists keep every
+    element, in order)."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(
+            key in whole and is_excerpt(value, whole[key]) for key, value in part.items()
+        )
+    if isinstance(part, list):
+        return (
+            isinstance(whole, list)
+            and len(part) == len(whole)
+            and all(is_excerpt(p, w) for p, w in zip(part, whole, strict=True))
+        )
+    return part == whole
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: path.name)
+def test_the_docs_quote_what_render_prints_for_the_gpu_partner(
+    capsys: pytest.CaptureFixture[str], path: pathlib.Path
+) -> None:
+    code, out, _ = render(
+        capsys, str(GPU_PARTNER), "--region", "us-east", "--config", str(GPU_CONFIG)
+    )
+    (deployment,) = [d for d in yaml.safe_load_all(out) if d["kind"] == "Deployment"]
+
+    (quoted,) = quoted_outputs(path, command=GPU_RENDER_COMMAND)
+
+    assert code == 0
+    assert is_excerpt(quoted, deployment), f"{path.name}: the quoted output is not render's"

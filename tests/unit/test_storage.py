@@ -1,8 +1,9 @@
 """The folder store and image names: one file per item under `<tenant>/<batch uid>/`,
-written atomically with its metadata beside it."""
+written atomically with its metadata beside it; where an image is hashed."""
 
 import os
 import pathlib
+import threading
 
 import pytest
 
@@ -139,3 +140,15 @@ async def test_reading_a_missing_image_is_not_found(store: files.FileStore) -> N
     with pytest.raises(base.StoreError) as raised:
         [chunk async for chunk in store.read(key=NAME.key)]
     assert raised.value.reason == "NotFound"
+
+
+def _hashed_by(data: bytes) -> int:
+    return threading.get_ident()
+
+
+async def test_a_small_image_is_hashed_on_the_loop_and_a_large_one_in_a_thread() -> None:
+    loop_thread = threading.get_ident()
+    small = await base.digest(data=bytes(base.INLINE_HASH_BYTES), function=_hashed_by)
+    large = await base.digest(data=bytes(base.INLINE_HASH_BYTES + 1), function=_hashed_by)
+    assert small == loop_thread
+    assert large != loop_thread

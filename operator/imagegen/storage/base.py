@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
-from typing import Literal, Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Literal, Protocol, TypeVar
 
 from imagegen.api import objectstore
+
+_T = TypeVar("_T")
 
 Reason = Literal["Unreachable", "AccessDenied", "NotFound", "Refused"]
 """Why a store call failed: no answer (network, timeout, 5xx); the credentials were
@@ -14,6 +17,19 @@ refused (or there are none); no such object or bucket; any other refusal."""
 
 CHUNK_BYTES = 256 * 1024
 """Size of the pieces an object is read in: a stream never holds a whole image at once."""
+INLINE_HASH_BYTES = 64 * 1024
+"""Largest image hashed on the event loop. Below it a hash takes less time than handing it
+to a thread and back (about 60 us of CPU, and a wake-up on a busy machine); above it the
+hash runs in a thread, as hashlib frees the GIL, so a photo-sized image never holds up
+the other slots."""
+
+
+async def digest(*, data: bytes, function: Callable[[bytes], _T]) -> _T:
+    """`function(data)`, a hash of the image: on the loop when it is small, else in a
+    thread (INLINE_HASH_BYTES)."""
+    if len(data) <= INLINE_HASH_BYTES:
+        return function(data)
+    return await asyncio.to_thread(function, data)
 
 
 class StoreError(Exception):

@@ -1,15 +1,18 @@
 """Any S3-compatible service as an object store, through aiobotocore.
 
 A PUT is atomic in S3: the object appears whole when the request completes, and a
-request cut off midway (a killed worker) leaves no object. Each PUT carries Content-MD5,
-which every S3-compatible service verifies, and the image's SHA-256 in the metadata.
-botocore's newer default checksums (a CRC32 trailer on every PUT) are switched off
-("when_required"): GCS's S3 API and older MinIO and Ceph refuse them.
+request cut off midway (a killed worker) leaves no object. The store checks the bytes it
+got against a digest the request carries: over https that is Content-MD5, which every
+S3-compatible service verifies (botocore then signs the payload as UNSIGNED-PAYLOAD and
+hashes nothing itself); over plain http botocore always signs the body's SHA-256
+(x-amz-content-sha256), which the store verifies as SigV4 requires, so a Content-MD5
+would check the same bytes twice and is left out. The image's SHA-256 is in the metadata
+either way. botocore's newer default checksums (a CRC32 trailer on every PUT) are
+switched off ("when_required"): GCS's S3 API and older MinIO and Ceph refuse them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -26,6 +29,7 @@ from imagegen.storage import base
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import PutObjectRequestTypeDef
 
 _ACCESS_DENIED = frozenset(
     {
@@ -44,12 +48,18 @@ _DELETE_BATCH = 1000
 
 @contextlib.asynccontextmanager
 async def open_s3(
-    *, config: objectstore.ObjectStore, access_key_id: str | None, secret_access_key: str | None
+    *,
+    config: objectstore.ObjectStore,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    connections: int,
 ) -> AsyncIterator[S3Store]:
-    """An S3Store on `config`, its connections closed on exit."""
+    """An S3Store on `config` with up to `connections` open at once (one per concurrent
+    request: a request finding none free waits for one), closed on exit."""
     session = aiobotocore.session.get_session()
     client_config = aioconfig.AioConfig(
         signature_version="s3v4",
+        max_pool_connections=connections,
         connect_timeout=config.timeout_seconds,
         read_timeout=config.timeout_seconds,
         # One retry inside botocore for a dropped connection; longer outages are the
@@ -79,6 +89,8 @@ class S3Store:
         location = config.location()
         self._bucket = location.bucket
         self._prefix = f"{location.prefix}/" if location.prefix else ""
+        # AWS itself (no endpoint) is https.
+        self._payload_signed = (config.endpoint or "").startswith("http://")
 
     @property
     def name(self) -> str:
@@ -102,18 +114,18 @@ class S3Store:
     async def put(
         self, *, name: objectstore.ImageName, data: bytes, metadata: Mapping[str, str]
     ) -> base.StoredObject:
-        """One PutObject with type, Content-MD5 and metadata."""
-        # In a thread: hashlib frees the GIL, and a large image takes milliseconds.
-        md5 = await asyncio.to_thread(_content_md5, data)
+        """One PutObject with type, metadata and a digest the store checks the body by."""
+        request: PutObjectRequestTypeDef = {
+            "Bucket": self._bucket,
+            "Key": self._full(name.key),
+            "Body": data,
+            "ContentType": name.content_type,
+            "Metadata": dict(metadata),
+        }
+        if not self._payload_signed:
+            request["ContentMD5"] = await base.digest(data=data, function=_content_md5)
         async with self._errors():
-            await self._client.put_object(
-                Bucket=self._bucket,
-                Key=self._full(name.key),
-                Body=data,
-                ContentType=name.content_type,
-                ContentMD5=md5,
-                Metadata=dict(metadata),
-            )
+            await self._client.put_object(**request)
         return base.StoredObject(
             uri=self.uri(key=name.key),
             key=name.key,

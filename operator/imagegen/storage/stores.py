@@ -27,12 +27,21 @@ class Credentials:
         )
 
 
+DEFAULT_CONNECTIONS = 10
+"""Connections an S3 store keeps open at most, unless its user says how many requests it
+makes at once (botocore's own default)."""
+
+
 @contextlib.asynccontextmanager
 async def open_store(
-    *, config: objectstore.ObjectStore, credentials: Credentials | None = None
+    *,
+    config: objectstore.ObjectStore,
+    credentials: Credentials | None = None,
+    connections: int = DEFAULT_CONNECTIONS,
 ) -> AsyncIterator[base.Store]:
     """The store of `config`, open until the context ends. Without credentials an S3
-    store uses botocore's default chain (the pod's role, workload identity, AWS_* env)."""
+    store uses botocore's default chain (the pod's role, workload identity, AWS_* env).
+    `connections`: how many requests its user makes at once (a worker: its slots)."""
     if config.scheme == "file":
         yield files.FileStore(root=pathlib.Path(config.location().prefix))
         return
@@ -40,5 +49,6 @@ async def open_store(
         config=config,
         access_key_id=credentials.access_key_id if credentials else None,
         secret_access_key=credentials.secret_access_key if credentials else None,
+        connections=connections,
     ) as store:
         yield store

@@ -222,14 +222,21 @@ class ItemRunner:
         )
         if not await self._through_outage(lease=lease, call=lambda: self._queue.renew(lease=lease)):
             return "lost"
-        # Hashing a photo-sized image takes milliseconds; hashlib frees the GIL, so a
-        # thread keeps the event loop (and the other slots) going meanwhile.
-        metadata = await asyncio.to_thread(metadata_of, lease=lease, outcome=outcome)
+        stored, metadata = await self.upload(lease=lease, outcome=outcome, name=name)
+        return _Made(outcome=outcome, stored=stored, metadata=metadata)
+
+    async def upload(
+        self, *, lease: model.Lease, outcome: chain.Outcome, name: objectstore.ImageName
+    ) -> tuple[storage.StoredObject, dict[str, str]]:
+        """Store a generated image under its name, with its metadata, retrying while the
+        store fails (the caller holds the lease meanwhile); the object and its metadata."""
         data = outcome.image.data
+        sha256 = await storage.digest(data=data, function=_sha256_hex)
+        metadata = metadata_of(lease=lease, outcome=outcome, sha256=sha256)
         stored = await self._with_store(
             lambda: self._store.put(name=name, data=data, metadata=metadata)
         )
-        return _Made(outcome=outcome, stored=stored, metadata=metadata)
+        return stored, metadata
 
     async def _reuse(self, name: objectstore.ImageName) -> model.Json | None:
         found = await self._store.head(key=name.key)
@@ -362,15 +369,16 @@ def request_of(*, work: payload.WorkItem) -> base.GenerationRequest:
     )
 
 
-def metadata_of(*, lease: model.Lease, outcome: chain.Outcome) -> dict[str, str]:
-    """The object's user metadata (`objectstore.METADATA_FIELDS`)."""
+def metadata_of(*, lease: model.Lease, outcome: chain.Outcome, sha256: str) -> dict[str, str]:
+    """The object's user metadata (`objectstore.METADATA_FIELDS`); `sha256` is the hex
+    SHA-256 of the image."""
     image = outcome.image
     return {
         "tenant": lease.tenant,
         "batch": lease.batch_uid,
         "item": lease.item_id,
         "provider": outcome.provider,
-        "sha256": hashlib.sha256(image.data).hexdigest(),
+        "sha256": sha256,
         "width": str(image.width),
         "height": str(image.height),
     }
@@ -422,6 +430,10 @@ def clip(*, text: str) -> str:
     if len(text) <= PROMPT_LOG_CHARS:
         return text
     return text[: PROMPT_LOG_CHARS - 3] + "..."
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _name(lease: model.Lease) -> str:

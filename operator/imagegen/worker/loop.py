@@ -126,7 +126,10 @@ async def run(*, settings: WorkerSettings, stop: asyncio.Event) -> None:
     providers = await _build_providers(settings=settings)
     client = redisconn.connect(settings.redis, credentials=settings.redis_credentials)
     try:
-        async with stores.open_store(config=settings.store) as store:
+        # A connection per slot: a slot never waits for another's upload to finish.
+        async with stores.open_store(
+            config=settings.store, connections=settings.concurrency
+        ) as store:
             await _work(
                 settings=settings, client=client, store=store, providers=providers, stop=stop
             )
