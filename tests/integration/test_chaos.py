@@ -1,0 +1,388 @@
+"""The chaos suite: one batch per case through the real operator, real worker processes and
+real Redis servers while something breaks, each ending with the batch Succeeded, every
+item's image in the store exactly once, no item generated twice and the status counts
+exact. `make test-chaos` runs the full form (100 items, the outages the issue names);
+`make test` the short form (chaosworld.Scale). Figures go to test-artifacts/chaos-results.jsonl
+for the README's table."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import pathlib
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import lightkube
+import pytest
+from lightkube.resources import core_v1
+
+from imagegen import resources
+from imagegen.localcluster import operatorsetup, rediscluster
+from imagegen.localcluster import redis as localredis
+from imagegen.queue import keys
+from tests import builders
+from tests.integration import chaosworld, operatorproc, tcpproxy, tenantworld, waiting, workerproc
+from tests.integration.chaosworld import AOF, CLUSTER, SCALE, VOLATILE
+
+pytestmark = pytest.mark.chaos
+
+ITEM_SECONDS = 1.0
+"""The local provider's simulated cost per image: long enough that a batch runs for tens
+of seconds, so the fault lands mid-batch."""
+FINISH_SECONDS = 240.0
+
+
+@pytest.fixture(scope="module")
+def backends(
+    redis_cluster: rediscluster.LocalRedisCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[chaosworld.Backends]:
+    """The chaos regions' Redis servers, the proxy, and their store folders."""
+    workdir = tmp_path_factory.mktemp("chaos")
+    aof = chaosworld.start_aof_redis(workdir / "redis-aof")
+    volatile = localredis.start(workdir=workdir / "redis-volatile")
+    try:
+        with tcpproxy.CuttableProxy(target_port=volatile.port) as proxy:
+            yield chaosworld.Backends(
+                aof=aof, volatile=volatile, proxy=proxy, cluster_url=redis_cluster.url,
+                stores={name: workdir / "stores" / name for name in chaosworld.HOSTS},
+            )  # fmt: skip
+    finally:
+        aof.stop()
+        volatile.stop()
+
+
+@pytest.fixture(scope="module")
+def chaos_operator(
+    running_operator: operatorproc.OperatorProcess,
+    operator_setup: operatorsetup.OperatorSetup,
+    backends: chaosworld.Backends,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[operatorproc.OperatorProcess]:
+    """The suite's operator, in place of the session's for the module (two operators would
+    both handle every batch); the session's runs again afterwards."""
+    workdir = tmp_path_factory.mktemp("chaos-operator")
+    setup = chaosworld.write_operator_config(
+        setup=operator_setup, backends=backends, workdir=workdir
+    )
+    running_operator.stop()
+    operator = operatorproc.OperatorProcess(setup=setup, log_path=workdir / "operator.log")
+    try:
+        operator.start()
+        yield operator
+    finally:
+        operator.stop()
+        running_operator.start()
+
+
+@dataclasses.dataclass(kw_only=True)
+class Run:
+    """One case's tenant, batch, workers and samples."""
+
+    world: tenantworld.World
+    backends: chaosworld.Backends
+    operator: operatorproc.OperatorProcess
+    workdir: pathlib.Path
+    world_kubeconfig: pathlib.Path
+    tenant: str = ""
+    name: str = ""
+    uid: str = ""
+    pools: dict[str, workerproc.Workers] = dataclasses.field(default_factory=dict)
+    sampler: chaosworld.Sampler | None = None
+
+    @property
+    def namespace(self) -> str:
+        return f"tenant-{self.tenant}"
+
+    def new_tenant(self, *regions: str) -> None:
+        self.tenant = tenantworld.unique_name("chaos")
+        self.world.create(tenantworld.new_tenant(self.tenant, *regions).obj())
+        self.world.wait_reconciled(self.tenant, timeout=90)
+
+    def workers(self, region: str, count: int, *args: str) -> workerproc.Workers:
+        """`count` more workers of the tenant's pool in `region` (started, ready)."""
+        pool = self.pools.get(region)
+        if pool is None:
+            pool = workerproc.Workers(
+                redis_url=self.backends.worker_urls()[region],
+                storage=self.backends.stores[region],
+                logs=self.workdir / "logs" / region,
+                tenant=self.tenant,
+                region=region,
+            )
+            self.pools[region] = pool
+        for _ in range(count):
+            asyncio.run(pool.start(*worker_args(), *args))
+        return pool
+
+    def submit(self, items: int = SCALE.items, webhook: str | None = None) -> None:
+        """Create the batch, and start sampling it."""
+        self.name = tenantworld.unique_name("batch")
+        batch = (
+            builders.make_batch(self.name, tenant=self.tenant).namespace(self.namespace)
+            .items(items, size="32x32")
+        )  # fmt: skip
+        if webhook is not None:
+            batch = batch.webhook(webhook, "queued", "running", "progress", "succeeded")
+        self.uid = self.world.create(batch.obj())["metadata"]["uid"]
+        self.sampler = chaosworld.Sampler(
+            kubeconfig=self.world_kubeconfig,
+            name=self.name,
+            namespace=self.namespace,
+            image_dirs=[self.image_dir(region) for region in chaosworld.HOSTS],
+        ).__enter__()
+
+    def image_dir(self, region: str) -> pathlib.Path:
+        return self.backends.stores[region] / self.tenant / self.uid
+
+    def status(self) -> dict[str, Any]:
+        found = self.world.kube.get(resources.ImageBatch, self.name, namespace=self.namespace)
+        status: dict[str, Any] = found.to_dict().get("status") or {}
+        return status
+
+    def stored(self) -> int:
+        return sum(chaosworld.stored_images(self.image_dir(r)) for r in chaosworld.HOSTS)
+
+    def wait_stored(self, count: int, *, timeout: float = 120) -> None:
+        waiting.until(
+            lambda: self.stored() >= count, timeout=timeout, what=f"{count} images stored",
+            explain=self.explain,
+        )  # fmt: skip
+
+    def wait_status(self, predicate: Any, *, what: str, timeout: float = FINISH_SECONDS) -> Any:
+        return waiting.until(
+            lambda: (s := self.status()) and predicate(s) and s,
+            timeout=timeout, what=what, explain=self.explain,
+        )  # fmt: skip
+
+    def wait_succeeded(self) -> dict[str, Any]:
+        done: dict[str, Any] = self.wait_status(
+            lambda s: s.get("phase") in ("Succeeded", "PartiallySucceeded", "Failed"),
+            what=f"{self.name} finished",
+        )
+        return done
+
+    def explain(self) -> str:
+        status = self.status() if self.name else {}
+        return (
+            f"phase {status.get('phase')} counts {status.get('counts')} region "
+            f"{status.get('region')}; stored {self.stored() if self.uid else 0}; operator log: "
+            f"{self.operator.log()[-2500:]}"
+        )
+
+    def generations(self) -> chaosworld.Generations:
+        return chaosworld.count_generations(
+            logs=[pool.logs for pool in self.pools.values()], uid=self.uid
+        )
+
+    def events(self) -> list[core_v1.Event]:
+        return [
+            event
+            for event in self.world.kube.list(core_v1.Event, namespace=self.namespace)
+            if event.involvedObject.name == self.name
+        ]
+
+    def check(self, done: dict[str, Any], *, total: int = SCALE.items) -> chaosworld.Generations:
+        """What every case ends with: Succeeded, counts exact, each image stored once in
+        one store, no item generated twice, and status that never went backwards."""
+        assert done["phase"] == "Succeeded", self.explain()
+        assert done["counts"] == chaosworld.all_succeeded(total)
+        assert done["progress"] == f"{total}/{total}"
+        ids = [item["id"] for item in done["items"]]
+        assert sorted(ids) == sorted(f"i{n}" for n in range(total))
+        assert all(item["state"] == "Succeeded" and item.get("uri") for item in done["items"])
+        per_region = {
+            region: {path.stem for path in self.image_dir(region).glob("*.png")}
+            for region in chaosworld.HOSTS
+        }
+        assert sum(len(found) for found in per_region.values()) == total, per_region
+        assert set().union(*per_region.values()) == set(ids)
+        made = self.generations()
+        assert made.items() == set(ids)
+        assert made.duplicates() == {}, f"generated twice: {made.duplicates()}"
+        assert sum(made.stored.values()) == total, made
+        assert self.sampler is not None
+        seen = [s.succeeded for s in self.sampler.samples]
+        assert seen == sorted(seen), f"status went backwards: {seen}"
+        assert "Traceback" not in self.operator.log(), self.operator.log()[-4000:]
+        return made
+
+    def close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.__exit__()
+        for pool in self.pools.values():
+            pool.stop_all()
+        if self.tenant:
+            self.world.kube.delete(resources.Tenant, self.tenant)
+            waiting.until(lambda: self._tenant_gone(), timeout=90, what="the Tenant deleted")
+
+    def _tenant_gone(self) -> bool:
+        try:
+            self.world.kube.get(resources.Tenant, self.tenant)
+        except lightkube.ApiError as error:
+            return error.status.code == 404
+        return False
+
+
+def worker_args() -> tuple[str, ...]:
+    """Every chaos worker: two slots, short leases (a killed worker's items come back in
+    seconds), and more attempts than the default three, since kill -9 every 3 s may hit
+    the same item more than twice and the case is about losing nothing, not about the
+    bound on attempts."""
+    return (
+        "--concurrency", "2", "--lease-seconds", "5", "--max-attempts", "10",
+        "--simulated-cost-seconds", str(ITEM_SECONDS),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def run(
+    kube: lightkube.Client,
+    local_stack: Any,
+    backends: chaosworld.Backends,
+    chaos_operator: operatorproc.OperatorProcess,
+    tmp_path: pathlib.Path,
+) -> Iterator[Run]:
+    """A case: its Tenant is deleted after it, and its workers stopped."""
+    made = Run(
+        world=tenantworld.World(kube=kube, regions=local_stack.regions),
+        backends=backends,
+        operator=chaos_operator,
+        workdir=tmp_path,
+        world_kubeconfig=local_stack.management.kubeconfig,
+    )
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_kill_9_of_the_primary_holding_the_pools_slot_loses_nothing(
+    run: Run, redis_cluster: rediscluster.LocalRedisCluster
+) -> None:
+    run.new_tenant(CLUSTER)
+    run.workers(CLUSTER, 2)
+    run.submit()
+    run.wait_stored(SCALE.items // 4)
+    doomed = redis_cluster.primary_of(keys.Keyspace(pool=keys.dedicated(tenant=run.tenant)).seq)
+    killed_at = time.monotonic()
+    doomed.kill()
+    try:
+        done = run.wait_succeeded()
+    finally:
+        doomed.restart()
+        redis_cluster.wait_healthy()
+    seq = keys.Keyspace(pool=keys.dedicated(tenant=run.tenant)).seq
+    assert redis_cluster.primary_of(seq).port != doomed.port, "no replica was promoted"
+    made = run.check(done)
+    assert run.sampler is not None
+    chaosworld.record(
+        "cluster-primary-kill",
+        items=SCALE.items,
+        lost=0,
+        duplicates=len(made.duplicates()),
+        killed_generations=sum(made.killed.values()),
+        recovery_seconds=run.sampler.image_after(killed_at),
+        to_succeeded_seconds=run.sampler.succeeded_after(killed_at),
+    )
+
+
+def test_kill_9_of_a_worker_every_3_s_for_the_whole_batch_loses_nothing(run: Run) -> None:
+    run.new_tenant(AOF)
+    pool = run.workers(AOF, 2)
+    run.submit()
+    run.wait_stored(1)
+    kills = 0
+    while run.status().get("phase") not in ("Succeeded", "PartiallySucceeded", "Failed"):
+        alive = [worker for worker in pool.started if worker.child.running()]
+        alive[0].signal(signal.SIGKILL)
+        kills += 1
+        killed_at = time.monotonic()
+        # As the Deployment would: a new pod in the killed one's place.
+        run.workers(AOF, 1)
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - killed_at)))
+        assert kills < 200, run.explain()
+    done = run.wait_succeeded()
+    made = run.check(done)
+    assert kills >= 2, "the batch ended before the second kill"
+    assert run.sampler is not None
+    chaosworld.record(
+        "worker-kill-every-3s",
+        items=SCALE.items,
+        kills=kills,
+        lost=0,
+        duplicates=len(made.duplicates()),
+        killed_generations=sum(made.killed.values()),
+        recovery_seconds=run.sampler.longest_stall(),
+    )
+
+
+def test_kill_9_of_the_operator_twice_mid_batch_loses_nothing(run: Run) -> None:
+    run.new_tenant(AOF)
+    run.workers(AOF, 1)
+    run.submit()
+    restarts: list[float] = []
+    for kill in (1, 2):
+        run.wait_stored(kill * SCALE.items // 3)
+        run.operator.stop(sig=signal.SIGKILL)
+        time.sleep(SCALE.operator_down_seconds)  # the outage itself, not a wait for a state
+        run.operator.start()
+        restarts.append(time.monotonic())
+    done = run.wait_succeeded()
+    made = run.check(done)
+    assert run.sampler is not None
+    recoveries = [run.sampler.status_after(at) for at in restarts]
+    chaosworld.record(
+        "operator-kill-twice",
+        items=SCALE.items,
+        lost=0,
+        duplicates=len(made.duplicates()),
+        recovery_seconds=max(r for r in recoveries if r is not None),
+        recoveries=recoveries,
+    )
+
+
+def test_a_redis_restart_with_its_aof_loses_nothing(run: Run) -> None:
+    run.new_tenant(AOF)
+    run.workers(AOF, 2)
+    run.submit()
+    run.wait_stored(SCALE.items // 3)
+    back_at = chaosworld.crash_and_restart(run.backends.aof)
+    done = run.wait_succeeded()
+    made = run.check(done)
+    assert "QueueDataLost" not in {event.reason for event in run.events()}
+    assert run.sampler is not None
+    chaosworld.record(
+        "redis-restart-aof",
+        items=SCALE.items,
+        lost=0,
+        duplicates=len(made.duplicates()),
+        recovery_seconds=run.sampler.status_after(back_at),
+        to_succeeded_seconds=run.sampler.succeeded_after(back_at),
+    )
+
+
+def test_a_redis_restart_without_persistence_is_detected_and_the_batch_finishes(
+    run: Run,
+) -> None:
+    run.new_tenant(VOLATILE)
+    run.workers(VOLATILE, 2)
+    run.submit()
+    run.wait_stored(SCALE.items // 3)
+    back_at = chaosworld.crash_and_restart(run.backends.volatile)
+    done = run.wait_succeeded()
+    made = run.check(done)
+    lost = [event for event in run.events() if event.reason == "QueueDataLost"]
+    assert lost, "the data loss was not detected"
+    assert lost[0].type == "Warning"
+    assert run.sampler is not None
+    chaosworld.record(
+        "redis-restart-no-persistence",
+        items=SCALE.items,
+        lost=0,
+        duplicates=len(made.duplicates()),
+        recovery_seconds=run.sampler.status_after(back_at),
+        to_succeeded_seconds=run.sampler.succeeded_after(back_at),
+    )
