@@ -2,9 +2,10 @@
 
 1. Decode the payload (`queue.payload.WorkItem`); a malformed one fails at once, since no
    retry can fix it.
-2. On a redelivery, if the item's image is already stored (an earlier delivery stored
-   it, then lost its lease or its worker before recording the result), complete with that
-   object: the image is never stored twice under another name.
+2. If the item's image is already stored (an earlier delivery stored it, then lost its
+   lease, its worker or the queue's record of it before the result was recorded),
+   complete with that object: the image is never made twice, nor stored under another
+   name.
 3. Otherwise generate it with the item's providers (the one it asks for first), while a
    renewal task extends the lease every third of its length. A lost lease (taken back,
    cancelled, forgotten) stops the work: another delivery owns the item now.
@@ -154,16 +155,15 @@ class ItemRunner:
             work.format,
             clip(text=work.prompt),
         )
-        existing = None
-        if lease.redelivered:
-            # Only an earlier delivery can have stored the image; a first one saves the
-            # store a round trip (and a re-stored image lands on the same key anyway).
-            looked = await self._hold(lease=lease, work=self._with_store(lambda: self._reuse(name)))
-            if isinstance(looked, str):
-                if looked == "abandoned" and await self._queue.release(lease=lease):
-                    return "released"
-                return "lost"
-            existing = looked
+        # Every delivery looks first, not only a redelivery: a queue that lost its data
+        # (a Redis restarted without persistence) enqueues its unfinished items afresh,
+        # as first deliveries, and some of them were stored before the loss. One HEAD of
+        # the store is cheap next to making an image twice.
+        existing = await self._hold(lease=lease, work=self._with_store(lambda: self._reuse(name)))
+        if isinstance(existing, str):
+            if existing == "abandoned" and await self._queue.release(lease=lease):
+                return "released"
+            return "lost"
         if existing is not None:
             recorded = await self._queue.complete(lease=lease, result=existing)
             logger.debug("item %s: already stored, completed with the stored image", _name(lease))
