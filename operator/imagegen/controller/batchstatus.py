@@ -8,9 +8,10 @@ finished, and never twice within a second.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from imagegen.api import imagebatch, meta
 from imagegen.controller import conditions
@@ -79,6 +80,41 @@ def from_progress(
         ),
         conditions=current,
         observed_generation=generation,
+    )
+
+
+def with_finished_elsewhere(
+    *, progress: model.BatchProgress, finished: Mapping[str, model.ItemProgress]
+) -> model.BatchProgress:
+    """The progress with the items that a region the batch failed over from finished (it
+    answered again) shown finished, with that region's result, unless this region finished
+    them as well: each item counts once, and whatever this region still had of it is
+    cancelled (reporter). An item this region never got is added, so it is not taken for
+    one its queue lost."""
+    if not finished:
+        return progress
+    counts = collections.Counter[str]()
+    items = []
+    for item in progress.items:
+        there = finished.get(item.id)
+        if there is None or item.state in FINISHED_ITEMS:
+            items.append(item)
+            continue
+        counts[item.state] -= 1
+        counts[there.state] += 1
+        items.append(there)
+    present = {item.id for item in progress.items}
+    added = [item for item_id, item in finished.items() if item_id not in present]
+    counts.update(item.state for item in added)
+    return dataclasses.replace(
+        progress,
+        total=progress.total + len(added),
+        queued=progress.queued + counts["Queued"],
+        running=progress.running + counts["Running"],
+        succeeded=progress.succeeded + counts["Succeeded"],
+        failed=progress.failed + counts["Failed"],
+        cancelled=progress.cancelled + counts["Cancelled"],
+        items=(*items, *added),
     )
 
 
