@@ -8,8 +8,10 @@ for the README's table."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import dataclasses
+import json
 import pathlib
 import signal
 import time
@@ -18,14 +20,28 @@ from typing import Any
 
 import lightkube
 import pytest
+import redis
 from lightkube.resources import core_v1
 
 from imagegen import resources
+from imagegen.api import meta
+from imagegen.gateway.webhooks import keys as webhookkeys
+from imagegen.gateway.webhooks import signing
 from imagegen.localcluster import operatorsetup, rediscluster
 from imagegen.localcluster import redis as localredis
 from imagegen.queue import keys
 from tests import builders
-from tests.integration import chaosworld, operatorproc, tcpproxy, tenantworld, waiting, workerproc
+from tests.integration import (
+    chaosworld,
+    conftest,
+    gatewayproc,
+    operatorproc,
+    tcpproxy,
+    tenantworld,
+    waiting,
+    webhookreceiver,
+    workerproc,
+)
 from tests.integration.chaosworld import AOF, CLUSTER, SCALE, VOLATILE
 
 pytestmark = pytest.mark.chaos
@@ -177,6 +193,14 @@ class Run:
         return chaosworld.count_generations(
             logs=[pool.logs for pool in self.pools.values()], uid=self.uid
         )
+
+    def webhook_secret(self) -> str:
+        """The tenant's webhook signing secret, from the Secret the operator wrote."""
+        secret = self.world.kube.get(
+            core_v1.Secret, f"{self.tenant}-api-key", namespace=self.namespace
+        )
+        assert secret.data is not None
+        return base64.b64decode(secret.data[meta.WEBHOOK_SECRET_KEY]).decode()
 
     def events(self) -> list[core_v1.Event]:
         return [
@@ -442,3 +466,87 @@ def test_the_operator_cut_off_from_a_region_fails_over_and_back_making_nothing_t
         recovery_seconds=run.sampler.status_after(restored_at),
         to_succeeded_seconds=run.sampler.succeeded_after(restored_at),
     )
+
+
+LIFECYCLE = {"batch.queued": 0, "batch.started": 1, "batch.completed": 100}
+"""Where each webhook event comes in a batch's life (batch.progress: 1 + its tenth)."""
+
+
+def lifecycle_rank(body: dict[str, Any]) -> int:
+    if body["type"] == "batch.progress":
+        return 1 + int(body["data"]["percent"]) // 10
+    return LIFECYCLE[body["type"]]
+
+
+def test_a_webhook_receiver_down_then_back_gets_every_event_once_in_order(
+    run: Run, running_gateway: gatewayproc.GatewayProcess, redis_server: localredis.LocalRedis
+) -> None:
+    run.new_tenant(AOF)
+    run.workers(AOF, 2)
+    threaded = webhookreceiver.ThreadedReceiver(host=conftest.GATEWAY_WEBHOOK_HOST)
+    with threaded as receiver:
+        run.submit(webhook=receiver.url)
+        waiting.until(lambda: receiver.ok(), timeout=60, what="the first event delivered")
+        threaded.take_down()
+        down_at = time.monotonic()
+        run.wait_succeeded()
+        # The outage goes on for its length whatever the batch does meanwhile.
+        time.sleep(max(0.0, SCALE.webhook_down_seconds - (time.monotonic() - down_at)))
+        threaded.bring_back()
+        back_at = time.monotonic()
+        emitted = webhook_events_emitted(redis_server, run.uid)
+        delivered = waiting.until(
+            lambda: len(ids := delivered_ids(receiver)) >= emitted and ids,
+            timeout=300, interval=0.5, what=f"{emitted} events delivered",
+        )  # fmt: skip
+        recovery = time.monotonic() - back_at
+        time.sleep(2)  # anything sent twice would arrive now; nothing should
+        deliveries = receiver.ok()
+
+    made = run.check(run.status())
+    ids = [lowered(r.headers)["webhook-id"] for r in deliveries]
+    assert len(ids) == len(set(ids)) == emitted, f"{len(ids)} deliveries of {emitted} events"
+    assert set(ids) == set(delivered)
+    secret = run.webhook_secret()
+    for delivery in deliveries:
+        signing.verify(
+            secret=secret, headers=delivery.headers, body=delivery.body, now=int(delivery.at)
+        )
+    bodies = [json.loads(delivery.body) for delivery in deliveries]
+    assert all(body["data"]["uid"] == run.uid for body in bodies)
+    ranks = [lifecycle_rank(body) for body in sorted(bodies, key=lambda b: b["timestamp"])]
+    assert ranks == sorted(ranks), "the events' timestamps are out of the batch's order"
+    assert ranks[0] == 0
+    assert ranks[-1] == 100
+    assert len(set(ranks)) == len(ranks)
+    arrival = [lifecycle_rank(body) for body in bodies]
+    chaosworld.record(
+        "webhook-receiver-down",
+        items=SCALE.items,
+        lost=0,
+        duplicates=len(made.duplicates()),
+        down_seconds=back_at - down_at,
+        events=emitted,
+        attempts=len(receiver.received),
+        arrived_in_order=arrival == sorted(arrival),
+        recovery_seconds=recovery,
+    )
+
+
+def lowered(headers: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def delivered_ids(receiver: webhookreceiver.Receiver) -> set[str]:
+    return {lowered(r.headers)["webhook-id"] for r in receiver.ok()}
+
+
+def webhook_events_emitted(server: localredis.LocalRedis, uid: str) -> int:
+    """How many events the gateway's outbox appended for the batch (its once-only marks)."""
+    marker = webhookkeys.emitted(batch_uid=uid, event_type="", step=0)
+    pattern = marker.removesuffix("::0") + ":*"
+    client = redis.Redis(host="127.0.0.1", port=server.port, db=conftest.GATEWAY_REDIS_DB)
+    try:
+        return sum(1 for _ in client.scan_iter(match=pattern))
+    finally:
+        client.close()
