@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import httpx2
 import lightkube
 import yaml
 
@@ -147,7 +148,7 @@ class Sample:
     stored: int
     """Images of the batch in the region stores, all together."""
     succeeded: int
-    """Succeeded items in the batch's status."""
+    """Succeeded items in the batch's status; -1 when the status could not be read."""
     phase: str | None
     region: str | None
 
@@ -193,8 +194,9 @@ class Sampler:
         try:
             found = client.get(resources.ImageBatch, self._name, namespace=self._namespace)
             status = found.to_dict().get("status") or {}
-        except (lightkube.ApiError, OSError):
-            status = {}
+        except (lightkube.ApiError, httpx2.HTTPError, OSError):
+            # An apiserver slow to answer on a loaded machine: this sample has no status.
+            return Sample(at=time.monotonic(), stored=stored, succeeded=-1, phase=None, region=None)
         return Sample(
             at=time.monotonic(),
             stored=stored,
@@ -210,8 +212,9 @@ class Sampler:
     def first_after(self, at: float, moved: Callable[[Sample, Sample], bool]) -> float | None:
         """Seconds from `at` to the first sample that `moved(before, sample)` says moved on
         from the last sample taken at or before `at`; None if none did."""
-        before = [s for s in self.samples if s.at <= at]
-        after = [s for s in self.samples if s.at > at]
+        seen = [s for s in self.samples if s.succeeded >= 0]
+        before = [s for s in seen if s.at <= at]
+        after = [s for s in seen if s.at > at]
         if not before:
             return None
         base = before[-1]
