@@ -43,6 +43,7 @@ import lightkube
 import yaml
 
 from imagegen import resources
+from imagegen.kube import clients
 from imagegen.localcluster import operatorsetup
 from imagegen.localcluster import redis as localredis
 from tests.integration import tcpproxy
@@ -184,7 +185,7 @@ class Sampler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        with resources.client_from_kubeconfig(path=self._kubeconfig) as client:
+        with clients.sync_client(kubeconfig=self._kubeconfig) as client:
             while not self._stop.is_set():
                 self.samples.append(self._sample(client))
                 self._stop.wait(self._interval)
