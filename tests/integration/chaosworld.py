@@ -8,7 +8,7 @@ own on the same regional clusters, each with the Redis a fault needs:
 |------------------|----------------------------------------------------------------|
 | `chaos-aof`      | one node, `appendonly yes`, `appendfsync everysec`             |
 | `chaos-volatile` | one node without persistence, which the operator reaches       |
-|                  | through a proxy the test can cut (its workers go directly)     |
+|                  | through a link the test can cut (its workers go directly)      |
 | `chaos-cluster`  | the session's 12-node Redis Cluster                            |
 
 Each stores images in a folder of its own.
@@ -46,7 +46,7 @@ from imagegen import resources
 from imagegen.kube import clients
 from imagegen.localcluster import operatorsetup
 from imagegen.localcluster import redis as localredis
-from tests.integration import tcpproxy
+from tests.integration import faultylink
 
 AOF = "chaos-aof"
 VOLATILE = "chaos-volatile"
@@ -86,20 +86,22 @@ SCALE = Scale.from_env()
 
 @dataclasses.dataclass(kw_only=True)
 class Backends:
-    """The suite's own Redis servers, the proxy in front of one, and the store folders."""
+    """The suite's own Redis servers, the link in front of one, and the store folders."""
 
     aof: localredis.LocalRedis
     volatile: localredis.LocalRedis
-    proxy: tcpproxy.CuttableProxy
+    link: faultylink.FaultyLink
+    """Between the operator and the volatile region's Redis."""
     cluster_url: str
     stores: dict[str, pathlib.Path]
 
     def redis_urls(self) -> dict[str, str]:
         """Each chaos region's Redis as the operator reaches it."""
-        return {AOF: self.aof.url, VOLATILE: self.proxy.url, CLUSTER: self.cluster_url}
+        proxied = f"redis://127.0.0.1:{self.link.port}/0"
+        return {AOF: self.aof.url, VOLATILE: proxied, CLUSTER: self.cluster_url}
 
     def worker_urls(self) -> dict[str, str]:
-        """Each chaos region's Redis as its workers reach it (never through the proxy)."""
+        """Each chaos region's Redis as its workers reach it (never through the link)."""
         return {AOF: self.aof.url, VOLATILE: self.volatile.url, CLUSTER: self.cluster_url}
 
 

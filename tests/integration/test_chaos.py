@@ -34,9 +34,9 @@ from tests import builders
 from tests.integration import (
     chaosworld,
     conftest,
+    faultylink,
     gatewayproc,
     operatorproc,
-    tcpproxy,
     tenantworld,
     waiting,
     webhookreceiver,
@@ -56,17 +56,19 @@ FINISH_SECONDS = 240.0
 def backends(
     redis_cluster: rediscluster.LocalRedisCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[chaosworld.Backends]:
-    """The chaos regions' Redis servers, the proxy, and their store folders."""
+    """The chaos regions' Redis servers, the link to one, and their store folders."""
     workdir = tmp_path_factory.mktemp("chaos")
     aof = chaosworld.start_aof_redis(workdir / "redis-aof")
     volatile = localredis.start(workdir=workdir / "redis-volatile")
+    link = faultylink.FaultyLink(target_port=volatile.port)
+    link.start()
     try:
-        with tcpproxy.CuttableProxy(target_port=volatile.port) as proxy:
-            yield chaosworld.Backends(
-                aof=aof, volatile=volatile, proxy=proxy, cluster_url=redis_cluster.url,
-                stores={name: workdir / "stores" / name for name in chaosworld.HOSTS},
-            )  # fmt: skip
+        yield chaosworld.Backends(
+            aof=aof, volatile=volatile, link=link, cluster_url=redis_cluster.url,
+            stores={name: workdir / "stores" / name for name in chaosworld.HOSTS},
+        )  # fmt: skip
     finally:
+        link.stop()
         aof.stop()
         volatile.stop()
 
@@ -380,18 +382,23 @@ def test_kill_9_of_the_operator_twice_mid_batch_loses_nothing(run: Run) -> None:
     )
 
 
-def test_a_redis_restart_with_its_aof_loses_nothing(run: Run) -> None:
-    run.new_tenant(AOF)
-    run.workers(AOF, 2)
+def restart_redis_mid_batch(
+    run: Run, region: str, server: localredis.LocalRedis
+) -> tuple[dict[str, Any], float]:
+    """Run the batch in `region` and kill -9 its Redis a third of the way, restarting it
+    at once; (the batch's last status, when the Redis answered again)."""
+    run.new_tenant(region)
+    run.workers(region, 2)
     run.submit()
     run.wait_stored(SCALE.items // 3)
-    back_at = chaosworld.crash_and_restart(run.backends.aof)
-    done = run.wait_succeeded()
-    made = run.check(done)
-    assert "QueueDataLost" not in {event.reason for event in run.events()}
+    back_at = chaosworld.crash_and_restart(server)
+    return run.wait_succeeded(), back_at
+
+
+def record_restart(case: str, run: Run, made: chaosworld.Generations, back_at: float) -> None:
     assert run.sampler is not None
     chaosworld.record(
-        "redis-restart-aof",
+        case,
         items=SCALE.items,
         lost=0,
         duplicates=len(made.duplicates()),
@@ -400,30 +407,24 @@ def test_a_redis_restart_with_its_aof_loses_nothing(run: Run) -> None:
     )
 
 
+def test_a_redis_restart_with_its_aof_loses_nothing(run: Run) -> None:
+    done, back_at = restart_redis_mid_batch(run, AOF, run.backends.aof)
+    made = run.check(done)
+    assert "QueueDataLost" not in {event.reason for event in run.events()}
+    record_restart("redis-restart-aof", run, made, back_at)
+
+
 def test_a_redis_restart_without_persistence_is_detected_and_the_batch_finishes(
     run: Run,
 ) -> None:
-    run.new_tenant(VOLATILE)
-    run.workers(VOLATILE, 2)
-    run.submit()
-    run.wait_stored(SCALE.items // 3)
-    back_at = chaosworld.crash_and_restart(run.backends.volatile)
-    done = run.wait_succeeded()
+    done, back_at = restart_redis_mid_batch(run, VOLATILE, run.backends.volatile)
     # The restarted Redis no longer knows who holds what: the images being made at the
     # crash are dropped by their workers and made again, at most one per slot.
     made = run.check(done, remade_in_flight=SLOTS * 2)
     lost = [event for event in run.events() if event.reason == "QueueDataLost"]
     assert lost, "the data loss was not detected"
     assert lost[0].type == "Warning"
-    assert run.sampler is not None
-    chaosworld.record(
-        "redis-restart-no-persistence",
-        items=SCALE.items,
-        lost=0,
-        duplicates=len(made.duplicates()),
-        recovery_seconds=run.sampler.status_after(back_at),
-        to_succeeded_seconds=run.sampler.succeeded_after(back_at),
-    )
+    record_restart("redis-restart-no-persistence", run, made, back_at)
 
 
 def test_the_operator_cut_off_from_a_region_fails_over_and_back_making_nothing_twice(
@@ -437,12 +438,15 @@ def test_the_operator_cut_off_from_a_region_fails_over_and_back_making_nothing_t
     run.submit()
     run.wait_stored(SCALE.items // 5)
     assert run.status()["region"] == VOLATILE
-    run.backends.proxy.cut()
+    # Only the operator's connections go through the link: refused and reset, as from a
+    # closed port; the region's workers reach its Redis directly.
+    run.backends.link.refuse(True)
+    run.backends.link.cut()
     cut_at, before = time.monotonic(), chaosworld.stored_images(run.image_dir(VOLATILE))
     try:
         moved = run.wait_status(lambda s: s.get("region") == AOF, what="failed over", timeout=120)
     finally:
-        run.backends.proxy.restore()
+        run.backends.link.refuse(False)
     restored_at = time.monotonic()
     done = run.wait_succeeded()
     made = run.check(done)
