@@ -223,10 +223,6 @@ class Sampler:
         base = before[-1]
         return next((s.at - at for s in after if moved(base, s)), None)
 
-    def image_after(self, at: float) -> float | None:
-        """Seconds from `at` to the next image stored."""
-        return self.first_after(at, lambda base, s: s.stored > base.stored)
-
     def status_after(self, at: float) -> float | None:
         """Seconds from `at` until the status shows more items succeeded."""
         return self.first_after(at, lambda base, s: s.succeeded > base.succeeded)

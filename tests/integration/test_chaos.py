@@ -50,6 +50,7 @@ ITEM_SECONDS = 1.0
 """The local provider's simulated cost per image: long enough that a batch runs for tens
 of seconds, so the fault lands mid-batch."""
 FINISH_SECONDS = 240.0
+ENDED = ("Succeeded", "PartiallySucceeded", "Failed")
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +178,17 @@ class Run:
         )  # fmt: skip
 
     def wait_succeeded(self) -> dict[str, Any]:
+        """The batch's status once it has ended, and once the sampler has seen it end too
+        (its figures are read from the samples)."""
         done: dict[str, Any] = self.wait_status(
-            lambda s: s.get("phase") in ("Succeeded", "PartiallySucceeded", "Failed"),
-            what=f"{self.name} finished",
+            lambda s: s.get("phase") in ENDED, what=f"{self.name} finished"
         )
+        assert self.sampler is not None
+        sampler = self.sampler
+        waiting.until(
+            lambda: (last := sampler.latest()) is not None and last.phase in ENDED,
+            timeout=30, what="the sampler saw the batch end",
+        )  # fmt: skip
         return done
 
     def explain(self) -> str:
@@ -322,7 +330,7 @@ def test_kill_9_of_the_primary_holding_the_pools_slot_loses_nothing(
         lost=0,
         duplicates=len(made.duplicates()),
         killed_generations=sum(made.killed.values()),
-        recovery_seconds=run.sampler.image_after(killed_at),
+        recovery_seconds=run.sampler.status_after(killed_at),
         to_succeeded_seconds=run.sampler.succeeded_after(killed_at),
     )
 
@@ -333,7 +341,7 @@ def test_kill_9_of_a_worker_every_3_s_for_the_whole_batch_loses_nothing(run: Run
     run.submit()
     run.wait_stored(1)
     kills = 0
-    while run.status().get("phase") not in ("Succeeded", "PartiallySucceeded", "Failed"):
+    while run.status().get("phase") not in ENDED:
         alive = [worker for worker in pool.started if worker.child.running()]
         alive[0].signal(signal.SIGKILL)
         kills += 1
@@ -531,7 +539,7 @@ def test_a_webhook_receiver_down_then_back_gets_every_event_once_in_order(
         duplicates=len(made.duplicates()),
         down_seconds=back_at - down_at,
         events=emitted,
-        attempts=len(receiver.received),
+        attempts=delivery_attempts(redis_server, ids),
         arrived_in_order=arrival == sorted(arrival),
         recovery_seconds=recovery,
     )
@@ -552,5 +560,17 @@ def webhook_events_emitted(server: localredis.LocalRedis, uid: str) -> int:
     client = redis.Redis(host="127.0.0.1", port=server.port, db=conftest.GATEWAY_REDIS_DB)
     try:
         return sum(1 for _ in client.scan_iter(match=pattern))
+    finally:
+        client.close()
+
+
+def delivery_attempts(server: localredis.LocalRedis, msg_ids: list[str]) -> int:
+    """Attempts the gateway made to deliver these events, refused ones included (its
+    delivery records; a refused connection never reaches the receiver)."""
+    client = redis.Redis(host="127.0.0.1", port=server.port, db=conftest.GATEWAY_REDIS_DB)
+    try:
+        return sum(
+            int(client.hget(webhookkeys.delivery(msg_id), "attempts") or 0) for msg_id in msg_ids
+        )
     finally:
         client.close()
