@@ -11,10 +11,10 @@ export PATH := $(PATH):/usr/local/go/bin
 PY_DIRS := $(wildcard operator tests bench)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo dev lint unit integration test-autoscale bench-autoscale bench-sla crds monitoring \
-	test-alerts openapi chart-schema manifests controlplane redis-server chromium client-examples clean fuzz
+.PHONY: test demo dev lint unit integration test-autoscale test-chaos bench-autoscale bench-sla crds monitoring \
+	test-alerts openapi chart-schema manifests controlplane redis-server chromium cc client-examples clean fuzz
 
-test: lint controlplane redis-server chromium client-examples
+test: lint controlplane redis-server chromium client-examples cc
 	$(BIN)/pytest
 
 # demo and dev build (once, cached) only the control-plane parts they start: no helm, no
@@ -34,12 +34,18 @@ lint: $(BIN)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
 
-integration: $(BIN)/.installed controlplane redis-server chromium client-examples
+integration: $(BIN)/.installed controlplane redis-server chromium client-examples cc
 	$(BIN)/pytest tests/integration
 
 # The real HPA controller scaling pools on simulated CPU; `make test` runs these too.
 test-autoscale: $(BIN)/.installed controlplane redis-server
 	$(BIN)/pytest -m autoscale tests/integration
+
+# The chaos suite in its full form: a 100-image batch through each fault, outages as long
+# as the issue names them (`make test` runs the short form: 40 items, shorter outages);
+# figures in test-artifacts/chaos-results.jsonl, the README's table.
+test-chaos: $(BIN)/.installed controlplane redis-server
+	IMAGEGEN_CHAOS=full $(BIN)/pytest -m chaos tests/integration
 
 # Two HPAs, the Tenant's band and the default tolerance, under one noisy load; writes
 # bench/results/autoscale.json and .png, exits 1 when a target is missed.
@@ -104,6 +110,13 @@ redis-server:
 	@command -v redis-cli >/dev/null || { \
 		echo "redis-cli is missing (it forms the test Redis Cluster): apt-get install redis-tools" >&2; \
 		exit 1; }
+
+# A C compiler: test_gateway_clock_skew.py builds tests/integration/fakeclock.c, which
+# runs a gateway replica with its wall clock off.
+cc:
+	@command -v cc >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; }
 
 # The batch UI's browser tests drive Debian's chromium (Playwright's own browser download
 # is not used: it cannot be fetched on the project's machines).

@@ -262,6 +262,33 @@ async def test_cancel_removes_queued_items_and_drops_in_flight_completions(
     assert progress.items[0].result == {"uri": "file:///a.png"}
 
 
+async def test_cancelling_some_items_leaves_the_batch_and_its_other_items_going(
+    queue: core.Queue,
+) -> None:
+    await enqueue(queue, "a", "b", "c", "d")
+    done = await lease(queue)
+    await queue.complete(lease=done, result={"uri": "file:///a.png"})
+    running = await lease(queue)  # b
+
+    # Queued only: the running item keeps its lease; finished and unknown ones are left.
+    assert await queue.cancel_items(batch_uid=BATCH.uid, item_ids=["a", "b", "c", "x"],
+                                    running_too=False) == 1  # fmt: skip
+    assert await queue.renew(lease=running)
+    assert (await item(queue, "c")).state == "Cancelled"
+    # Running too: its worker's renew and completion are refused.
+    assert await queue.cancel_items(batch_uid=BATCH.uid, item_ids=["b"], running_too=True) == 1
+    assert not await queue.renew(lease=running)
+    assert not await queue.complete(lease=running, result={"uri": "file:///b.png"})
+
+    assert (await lease(queue)).item_id == "d"
+    assert await queue.lease(worker_id="w2") is None
+    progress = await queue.progress(batch_uid=BATCH.uid)
+    assert not progress.cancel_requested
+    assert (progress.succeeded, progress.running, progress.cancelled) == (1, 1, 2)
+    spec = [model.ItemSpec(id="e", payload={})]
+    assert await queue.enqueue_batch(batch=BATCH, items=spec) == 1
+
+
 async def test_cancelled_in_flight_item_is_not_taken_back_when_its_lease_expires(
     queue: core.Queue, clock: Clock
 ) -> None:

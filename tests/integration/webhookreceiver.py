@@ -95,6 +95,18 @@ class ThreadedReceiver:
         started.result(timeout=self.START_SECONDS)
         return self.receiver
 
+    def take_down(self) -> None:
+        """Stop listening (senders get connection refused); what came so far is kept."""
+        asyncio.run_coroutine_threadsafe(self.receiver.stop(), self._loop).result(
+            timeout=self.START_SECONDS
+        )
+
+    def bring_back(self) -> None:
+        """Listen again, on the same address."""
+        asyncio.run_coroutine_threadsafe(self.receiver.start(), self._loop).result(
+            timeout=self.START_SECONDS
+        )
+
     def __exit__(
         self,
         kind: type[BaseException] | None,

@@ -7,6 +7,7 @@ from typing import Any
 
 from imagegen.api import imagebatch
 from imagegen.controller import batchindex, reporting
+from imagegen.queue import model
 from tests import builders
 
 
@@ -127,6 +128,25 @@ def test_a_failover_hands_the_batch_to_the_new_region_and_the_old_one_tidies_up(
     assert [e.uid for e in index.leftovers_in("us-east")] == ["uid-b1"]
     index.retire("uid-b1", region="us-east")
     assert index.leftovers_in("us-east") == []
+
+
+def test_items_found_finished_in_a_region_left_are_told_once_to_the_regions_concerned() -> None:
+    index, looks = watched()
+    index.observe(body=dispatched(region="eu-west", enqueued_regions=["us-east", "eu-west"]))
+    done = model.ItemProgress(
+        id="i0", state="Succeeded", attempts=1, result={"uri": "s3://us-east/i0.png"}, error=None
+    )
+    looks.clear()
+
+    index.found_finished("uid-b1", items={"i0": done})
+    index.found_finished("uid-b1", items={"i0": done})
+    index.cancelled_in_current("uid-b1", item_ids=["i0"])
+
+    entry = index.get("uid-b1")
+    assert entry is not None
+    assert entry.finished_elsewhere == {"i0": done}
+    assert entry.cancelled_here == {"i0"}
+    assert sorted(looks) == [("eu-west", "uid-b1"), ("us-east", "uid-b1")]
 
 
 def test_a_finished_batch_stays_only_while_a_region_it_left_holds_leftovers() -> None:

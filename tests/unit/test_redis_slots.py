@@ -89,6 +89,9 @@ async def test_every_queue_script_call_stays_in_its_pools_slot(pool: str) -> Non
         lambda: queue.release(lease=held),
         lambda: queue.requeue_expired(),
         lambda: queue.cancel_batch(batch_uid=batch.uid),
+        lambda: queue.cancel_items(
+            batch_uid=batch.uid, item_ids=["item-1", "item-2"], running_too=True
+        ),
         lambda: queue.forget_batch(batch_uid=batch.uid),
         lambda: queue.progress(batch_uid=batch.uid),
         lambda: queue.depth(),

@@ -319,6 +319,54 @@ def test_an_item_finished_in_both_regions_is_counted_once_with_its_first_result(
     assert items["i4"] == "s3://eu-west/i4.png"
 
 
+def test_items_the_old_region_finished_unseen_count_once_and_end_the_batch() -> None:
+    running = step(reporting.Follow(status=queued()), progress(*states(2))).follow
+    moved, _ = reporting.failed_over(
+        batch=batch(), status=running.status, to="eu-west", moved=8, now=T0
+    )
+    # Cut off, us-east went on with i2..i5; eu-west, last first, made i9..i6, and its
+    # copies of i2..i5 were cancelled when us-east answered again.
+    here = progress(
+        *[(i, "Cancelled") for i in IDS[2:6]], *[(i, "Succeeded") for i in IDS[6:]],
+        store="s3://eu-west",
+    )  # fmt: skip
+    there = {i: item(i, "Succeeded", store="s3://us-east") for i in IDS[2:6]}
+
+    merged = batchstatus.with_finished_elsewhere(progress=here, finished=there)
+    done = step(reporting.Follow(status=moved, written_at=150.0), merged, at=152.0)
+
+    assert done.requeue == ()
+    assert done.finished
+    assert done.write is not None
+    assert (done.write.phase, done.write.progress) == ("Succeeded", "10/10")
+    assert done.write.counts == imagebatch.Counts(total=10, succeeded=10)
+    uris = {i.id: i.uri for i in done.write.items or ()}
+    assert (uris["i0"], uris["i2"], uris["i9"]) == (
+        "file:///img/i0.png", "s3://us-east/i2.png", "s3://eu-west/i9.png",
+    )  # fmt: skip
+
+
+def test_an_item_finished_in_both_regions_keeps_the_current_regions_result() -> None:
+    here = progress(("i0", "Succeeded"), ("i1", "Running"), store="s3://eu-west")
+    there = {i: item(i, "Succeeded", store="s3://us-east") for i in ("i0", "i1", "i2")}
+
+    merged = batchstatus.with_finished_elsewhere(progress=here, finished=there)
+
+    assert (merged.total, merged.succeeded, merged.running) == (3, 3, 0)
+    assert [(i.id, (i.result or {})["uri"]) for i in merged.items] == [
+        ("i0", "s3://eu-west/i0.png"), ("i1", "s3://us-east/i1.png"),
+        ("i2", "s3://us-east/i2.png"),
+    ]  # fmt: skip
+
+
+def test_a_region_answering_again_has_its_leftovers_sorted_by_what_becomes_of_them() -> None:
+    left = reporting.leftovers(
+        progress(("i0", "Succeeded"), ("i1", "Running"), ("i2", "Queued"), ("i3", "Failed"))
+    )
+
+    assert (left.queued, left.running, list(left.finished)) == (("i2",), ("i1",), ["i0"])
+
+
 def test_only_queued_and_running_batches_with_a_recorded_pool_are_followed() -> None:
     assert reporting.followable(queued())
     assert reporting.followable(queued(phase="Running"))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import pydantic
 
 from imagegen.api import imagebatch
 from imagegen.controller import bodies, reporting
+from imagegen.queue import model
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,12 @@ class Entry:
     """Being deleted: the finalizer cancels and cleans it; reporters leave it alone."""
     retired: set[str] = dataclasses.field(default_factory=set)
     """Regions it failed over from where its leftovers are cancelled and released."""
+    finished_elsewhere: dict[str, model.ItemProgress] = dataclasses.field(default_factory=dict)
+    """Items that a region it failed over from finished unseen (the operator had lost that
+    region), found when the region answered again: counted once, with that region's result,
+    and not made again where the batch runs now."""
+    cancelled_here: set[str] = dataclasses.field(default_factory=set)
+    """Of those, the ones already cancelled in the batch's current region."""
 
     @property
     def uid(self) -> str:
@@ -131,6 +138,23 @@ class Index:
         if entry is not None and not entry.orphaned:
             entry.orphaned = True
             self._look(entry)
+
+    def found_finished(self, uid: str, *, items: Mapping[str, model.ItemProgress]) -> None:
+        """A region the batch left finished `items` (by id): tell its current region."""
+        entry = self._entries.get(uid)
+        if entry is None:
+            return
+        new = {item_id: item for item_id, item in items.items()
+               if item_id not in entry.finished_elsewhere}  # fmt: skip
+        if new:
+            entry.finished_elsewhere.update(new)
+            self._look(entry)
+
+    def cancelled_in_current(self, uid: str, *, item_ids: Iterable[str]) -> None:
+        """The batch's current region has cancelled its copies of these items."""
+        entry = self._entries.get(uid)
+        if entry is not None:
+            entry.cancelled_here.update(item_ids)
 
     def update(self, uid: str, *, follow: reporting.Follow) -> None:
         """The reporter's new state of a batch; when it names another region (a failover),

@@ -8,9 +8,10 @@ finished, and never twice within a second.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from imagegen.api import imagebatch, meta
 from imagegen.controller import conditions
@@ -82,6 +83,22 @@ def from_progress(
     )
 
 
+def with_finished_elsewhere(
+    *, progress: model.BatchProgress, finished: Mapping[str, model.ItemProgress]
+) -> model.BatchProgress:
+    """The progress with the items that a region the batch failed over from finished (it
+    answered again) shown finished, with that region's result, unless this region finished
+    them as well: each item counts once, and whatever this region still had of it is
+    cancelled (reporter). An item this region never got is added, so it is not taken for
+    one its queue lost."""
+    return _overlaid(
+        progress=progress,
+        over=finished,
+        replaces=lambda item: item.state not in FINISHED_ITEMS,
+        missing_first=False,
+    )
+
+
 def with_carried_over(
     *, progress: model.BatchProgress, previous: imagebatch.ImageBatchStatus
 ) -> model.BatchProgress:
@@ -91,29 +108,45 @@ def with_carried_over(
     and after it came back from an older copy it may show a finished item unfinished.
     An item finished in the status keeps the result it was published with (and is
     counted once, even when two regions finished it); the others are as the region says."""
-    kept = {item.id: item for item in previous.items or () if item.state in FINISHED_ITEMS}
+    kept = {
+        item.id: _as_progress(item) for item in previous.items or () if item.state in FINISHED_ITEMS
+    }
+    return _overlaid(progress=progress, over=kept, replaces=lambda _: True, missing_first=True)
+
+
+def _overlaid(
+    *,
+    progress: model.BatchProgress,
+    over: Mapping[str, model.ItemProgress],
+    replaces: Callable[[model.ItemProgress], bool],
+    missing_first: bool,
+) -> model.BatchProgress:
+    """The progress with its items that `over` names, and `replaces` says may go, taken
+    from `over`, and those of `over` it lacks added (first or last); counts follow."""
+    if not over:
+        return progress
     counts = collections.Counter[str]()
     items = []
     for item in progress.items:
-        before = kept.pop(item.id, None)
-        if before is None:
+        instead = over.get(item.id)
+        if instead is None or not replaces(item):
             items.append(item)
             continue
         counts[item.state] -= 1
-        counts[before.state] += 1
-        items.append(_as_progress(before))
-    carried = tuple(_as_progress(item) for item in kept.values())
-    counts.update(item.state for item in carried)
-    return model.BatchProgress(
-        uid=progress.uid,
-        total=progress.total + len(carried),
+        counts[instead.state] += 1
+        items.append(instead)
+    present = {item.id for item in progress.items}
+    missing = [item for item_id, item in over.items() if item_id not in present]
+    counts.update(item.state for item in missing)
+    return dataclasses.replace(
+        progress,
+        total=progress.total + len(missing),
         queued=progress.queued + counts["Queued"],
         running=progress.running + counts["Running"],
         succeeded=progress.succeeded + counts["Succeeded"],
         failed=progress.failed + counts["Failed"],
         cancelled=progress.cancelled + counts["Cancelled"],
-        cancel_requested=progress.cancel_requested,
-        items=carried + tuple(items),
+        items=(*missing, *items) if missing_first else (*items, *missing),
     )
 
 

@@ -49,9 +49,9 @@ class Mover:
 
         As at dispatch, the new region is recorded before anything is enqueued there: an
         operator that stops in between finds the items missing there and enqueues them
-        (`reporting.missing`). Items that finished keep their results; those the old region
-        was still working on are generated again (same object names), and the old region's
-        leftovers are cancelled when it answers again (`reporting.leftover_regions`)."""
+        (`reporting.missing`). Items that finished keep their results; the unfinished ones
+        are made in the new region, last first, unless the old region finishes them and
+        answers again before the new one gets to them (`reporter`)."""
         status, batch = entry.status, entry.batch
         assert status.region is not None
         assert status.pool is not None
@@ -77,9 +77,14 @@ class Mover:
             entry.follow, status=moved, written_at=time.monotonic(), cancel_sent=False
         )
         try:
+            # Last first: a region that only the operator lost goes on with the batch from
+            # the front of its queue, so the new one starts from the other end, and the
+            # two meet (each making what the other made) only if the old region stays
+            # away that long. When it answers again, what it finished is counted and
+            # cancelled here (`reporter`), what it had not started is cancelled there.
             await dispatch.enqueue(
-                region=target, batch=batch, owner=owner, pool=status.pool, items=unfinished,
-                correlation_id=batchlogs.correlation_of(batch),
+                region=target, batch=batch, owner=owner, pool=status.pool,
+                items=unfinished[::-1], correlation_id=batchlogs.correlation_of(batch),
             )  # fmt: skip
         except regions.UNREACHABLE_ERRORS as error:
             supervision.stop_if_cancelled()  # a cancel a client turned into an error

@@ -29,6 +29,7 @@ from imagegen.api import tenant
 from imagegen.controller import (
     batchindex,
     batchlogs,
+    batchstatus,
     batchwrites,
     cleanup,
     observe,
@@ -38,7 +39,7 @@ from imagegen.controller import (
     storecondition,
 )
 from imagegen.kube import objects
-from imagegen.queue import core, storehealth
+from imagegen.queue import core, model, storehealth
 
 logger = logging.getLogger(__name__)
 
@@ -205,11 +206,18 @@ class Reporter:
         if reporting.wants_cancel(cancel=entry.cancel, follow=entry.follow):
             await queue.cancel_batch(batch_uid=uid)
             self._index.update(uid, follow=dataclasses.replace(entry.follow, cancel_sent=True))
+        made_elsewhere = sorted(entry.finished_elsewhere.keys() - entry.cancelled_here)
+        if made_elsewhere:
+            await queue.cancel_items(batch_uid=uid, item_ids=made_elsewhere, running_too=True)
+            self._index.cancelled_in_current(uid, item_ids=made_elsewhere)
         progress = await queue.progress(batch_uid=uid)
         trouble = await self._trouble(pool)
         current = self._index.get(uid)
         if current is None or current.deleting:
             return  # deleted meanwhile: its finalizer has the last word
+        progress = batchstatus.with_finished_elsewhere(
+            progress=progress, finished=current.finished_elsewhere
+        )
         step = reporting.step(
             batch=current.batch, follow=current.follow, cancel=current.cancel,
             progress=progress, trouble=trouble, now=self._mover.clock(), clock=time.monotonic(),
@@ -302,23 +310,62 @@ class Reporter:
             self._index.update(entry.uid, follow=follow)
 
     async def _tidy_leftovers(self) -> None:
-        """Cancel and release what batches that failed over left in this region."""
+        """What batches that failed over left in this region, now that it answers again:
+        its queued items are cancelled; what it finished meanwhile is counted once (and
+        not made again where the batch runs now); what it is still making is left to
+        finish, and looked at again shortly. Then its keys are released."""
         for entry in self._index.leftovers_in(self.name):
             queue = core.Queue(redis=self.region.redis, pool=str(entry.status.pool))
-            cancelled = await queue.cancel_batch(batch_uid=entry.uid)
-            await queue.forget_batch(batch_uid=entry.uid)
-            self._index.retire(entry.uid, region=self.name)
-            if not cancelled:
+            if entry.ended:
+                # Nothing to save: whatever it still holds is work nobody needs.
+                await self._leftovers_cancelled(
+                    entry, await queue.cancel_batch(batch_uid=entry.uid)
+                )
+                await self._retire(entry, queue)
                 continue
-            observe.leftovers_cancelled(
-                tenant_name=entry.batch.spec.tenant, region=self.name, count=cancelled
+            left = reporting.leftovers(await queue.progress(batch_uid=entry.uid))
+            cancelled = await queue.cancel_items(
+                batch_uid=entry.uid, item_ids=left.queued, running_too=False
             )
-            event = reporting.leftovers_cancelled_event(
-                region=self.name, count=cancelled, current=entry.status.region
-            )
+            await self._leftovers_cancelled(entry, cancelled)
+            if left.finished:
+                self._found_finished(entry, left.finished)
+            written = reporting.finished_ids(entry.status)
+            if left.running or not left.finished.keys() <= written:
+                # Look again once the current region has counted them and these finished.
+                self._due_at[entry.uid] = time.monotonic() + self._settings.probe_seconds
+                continue
+            await self._retire(entry, queue)
+
+    async def _retire(self, entry: batchindex.Entry, queue: core.Queue) -> None:
+        await queue.forget_batch(batch_uid=entry.uid)
+        self._index.retire(entry.uid, region=self.name)
+
+    async def _leftovers_cancelled(self, entry: batchindex.Entry, count: int) -> None:
+        if not count:
+            return
+        observe.leftovers_cancelled(
+            tenant_name=entry.batch.spec.tenant, region=self.name, count=count
+        )
+        event = reporting.leftovers_cancelled_event(
+            region=self.name, count=count, current=entry.status.region
+        )
+        with batchlogs.bound_batch(entry.batch, region=self.name):
+            logger.info("batch %s: %s", entry.batch.metadata.name, event.message)
+        await self._mover.poster.post(batch=entry.batch, event=event)
+
+    def _found_finished(
+        self, entry: batchindex.Entry, finished: dict[str, model.ItemProgress]
+    ) -> None:
+        new = finished.keys() - entry.finished_elsewhere.keys()
+        self._index.found_finished(entry.uid, items=finished)
+        if new:
             with batchlogs.bound_batch(entry.batch, region=self.name):
-                logger.info("batch %s: %s", entry.batch.metadata.name, event.message)
-            await self._mover.poster.post(batch=entry.batch, event=event)
+                logger.info(
+                    "batch %s: region %s answers again: %d item(s) it finished meanwhile are"
+                    " counted once, not made again in %s",
+                    entry.batch.metadata.name, self.name, len(new), entry.status.region,
+                )  # fmt: skip
 
 
 def reporters(

@@ -242,6 +242,32 @@ def leftover_regions(
     ]
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Leftovers:
+    """What a region a batch failed over from holds of it, once it answers again."""
+
+    queued: tuple[str, ...]
+    """Ids of items still waiting there: cancelled, the current region makes them."""
+    running: tuple[str, ...]
+    """Ids of items being made there: left to finish, then counted."""
+    finished: dict[str, model.ItemProgress]
+    """Items it finished while the operator could not see it, by id."""
+
+
+def leftovers(progress: model.BatchProgress) -> Leftovers:
+    """Sort what the region left holds (its progress of the batch)."""
+    return Leftovers(
+        queued=tuple(item.id for item in progress.items if item.state == "Queued"),
+        running=tuple(item.id for item in progress.items if item.state == "Running"),
+        finished={item.id: item for item in progress.items if item.state == "Succeeded"},
+    )
+
+
+def finished_ids(status: imagebatch.ImageBatchStatus) -> set[str]:
+    """Ids of the items that the status shows finished."""
+    return {item.id for item in status.items or () if item.state in batchstatus.FINISHED_ITEMS}
+
+
 def leftovers_cancelled_event(*, region: str, count: int, current: str | None) -> Event:
     """The Event once a region the batch left answers again and its items there are gone."""
     return Event(

@@ -216,6 +216,23 @@ class Queue:
             )
         )
 
+    async def cancel_items(
+        self, *, batch_uid: str, item_ids: Sequence[str], running_too: bool
+    ) -> int:
+        """Cancel some of the batch's items, queued ones only or running ones as well;
+        return how many were cancelled. The batch goes on: its other items are untouched
+        and a later enqueue still adds new ones. For a failover's two regions: what one
+        finished, the other need not make."""
+        if not item_ids:
+            return 0
+        items = [self.keyspace.item(uid=batch_uid, item_id=item_id) for item_id in item_ids]
+        return int(
+            await self._scripts.cancel_items(
+                keys=[*self.keyspace.pool_keys(), self.keyspace.batch(uid=batch_uid), *items],
+                args=["1" if running_too else "0"],
+            )
+        )
+
     async def forget_batch(self, *, batch_uid: str) -> int:
         """Delete every key of the batch and its items; return how many items went.
 

@@ -35,6 +35,7 @@ class Scripts:
     release: AsyncScript
     reclaim: AsyncScript
     cancel: AsyncScript
+    cancel_items: AsyncScript
     forget: AsyncScript
     progress: AsyncScript
     depth: AsyncScript

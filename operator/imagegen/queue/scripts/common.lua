@@ -65,6 +65,25 @@ local function leave(tier, lane)
   redis.call('HDEL', DEFICIT, lane)
 end
 
+-- A queued item leaves its lane, a running one (when `running_too`) its lease, so its
+-- worker's renew fails and its completion is dropped; either becomes Cancelled. Finished
+-- and unknown items are left as they are. Returns 1 when the item was cancelled, else 0.
+local function cancel_item(batch, item, running_too)
+  local f = redis.call('HMGET', item, 'state', 'lane')
+  local state = f[1]
+  if state == 'Queued' then
+    redis.call('ZREM', f[2], item)
+  elseif state == 'Running' and running_too then
+    redis.call('ZREM', LEASES, item)
+    redis.call('HDEL', item, 'token', 'worker', 'expires')
+  else
+    return 0
+  end
+  redis.call('HSET', item, 'state', 'Cancelled')
+  move_count(batch, state, 'Cancelled')
+  return 1
+end
+
 -- A running item whose lease has been dropped goes back to its lane with the same score,
 -- so it keeps its place.
 local function requeue(item)
