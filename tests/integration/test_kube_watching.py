@@ -276,12 +276,13 @@ async def test_a_watch_away_longer_than_the_history_lists_again_and_a_quiet_one_
         watching.watch(through_link, Probe, what="away", options=FAST, namespace=probes)
     )
     # Both run for longer than the apiserver's bookmark period, with the production
-    # inactivity timeout: the quiet one must never be taken for dead.
+    # inactivity timeout: the quiet one must never be taken for dead. It watches Pods,
+    # whose bookmarks (an empty Pod, `spec.containers: null`) the Pod model refuses.
     quiet_health = watching.Health()
     quiet = Recorder(
         watching.watch(
             management_async,
-            core_v1.ConfigMap,
+            core_v1.Pod,
             what="quiet",
             options=watching.Options(),
             namespace=probes,

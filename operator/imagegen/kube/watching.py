@@ -37,7 +37,8 @@ from typing import Any
 
 import httpx2
 import lightkube
-from lightkube.core import generic_client
+import msgspec
+from lightkube.core import decoders, generic_client
 from lightkube.core import selector as lightkube_selector
 
 from imagegen import supervision
@@ -286,9 +287,29 @@ async def _one_request(
                 if line is None:
                     return
                 if line:
-                    yield decoder.process_one_line(line)
+                    yield _decoded(line, decoder)
     finally:
         await response.aclose()
+
+
+class _BookmarkMetadata(msgspec.Struct):
+    resourceVersion: str | None = None  # noqa: N815 (the API's spelling)
+
+
+class _Bookmark(msgspec.Struct):
+    """A bookmark's object: only its resourceVersion means anything."""
+
+    metadata: _BookmarkMetadata
+
+
+def _decoded(line: str, decoder: Any) -> tuple[str, Any]:
+    """One event of the stream. A bookmark's object is not decoded as the resource: it is
+    an empty one (a Pod's bookmark has `spec.containers: null`), which a model with
+    required fields refuses, and that would fail the watch at every bookmark."""
+    event = decoders.decode_watch_event(line.encode())
+    if event.type == "BOOKMARK":
+        return event.type, msgspec.json.decode(event.object, type=_Bookmark)
+    return decoder.process_one_line(line)  # type: ignore[no-any-return]
 
 
 @contextlib.asynccontextmanager
