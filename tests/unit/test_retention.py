@@ -1,8 +1,11 @@
 """Retention: a finished batch's TTL (its own, else its Tenant's, else a week) and when it
 is due; the StoreAvailable condition; where a deleted batch may have left data."""
 
+import asyncio
 import datetime
+from collections.abc import AsyncIterator
 
+import httpx2
 import pytest
 
 from imagegen.api import tenant
@@ -123,3 +126,35 @@ def test_a_batch_never_dispatched_has_nothing_to_clean() -> None:
     status = builders.make_batch().status(phase="Rejected").model().status
     assert status is not None
     assert cleanup.recorded_regions(configured=CONFIGURED, status=status) == []
+
+
+class ApiserverTimingOutOnce:
+    """A management client whose first list times out, as a busy apiserver's does."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    def list(self, *_: object, **__: object) -> AsyncIterator[object]:
+        self.lists += 1
+        if self.lists == 1:
+            raise httpx2.ReadTimeout("the apiserver did not answer in time")
+        if self.lists == 3:
+            raise asyncio.CancelledError  # the test has seen a pass after the timeout
+        return nothing()
+
+
+async def nothing() -> AsyncIterator[object]:
+    for found in ():
+        yield found
+
+
+async def test_a_retention_pass_that_times_out_is_retried_and_the_loop_lives_on() -> None:
+    management = ApiserverTimingOutOnce()
+    with pytest.raises(asyncio.CancelledError):
+        await retention.run_forever(
+            management=management,  # type: ignore[arg-type]
+            interval_seconds=0,
+            clock=lambda: NOW,
+        )
+    # The timed-out pass, then a whole one (Tenants and batches listed), then the third.
+    assert management.lists == 3

@@ -7,7 +7,6 @@ recorded for the metrics (`observe.batch_status`).
 
 from __future__ import annotations
 
-import httpx2
 import lightkube
 from lightkube.types import PatchType
 
@@ -15,10 +14,6 @@ from imagegen import resources
 from imagegen.api import imagebatch, tenant
 from imagegen.controller import observe
 from imagegen.kube import objects
-
-MANAGEMENT_ERRORS: tuple[type[Exception], ...] = (httpx2.HTTPError,)
-"""What a call to the management apiserver may end with: an answer refusing it
-(lightkube.ApiError is one) or no answer."""
 
 
 async def write_status(

@@ -158,7 +158,7 @@ async def sweep_forever(
     while True:
         try:
             await sweep_pending(registry=registry, management=management, namespace=namespace)
-        except lightkube.ApiError as error:
+        except objects.CALL_ERRORS as error:
             logger.warning("cleanup sweep failed, next try in %ss: %s", interval_seconds, error)
         await asyncio.sleep(interval_seconds)
 

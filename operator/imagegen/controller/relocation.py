@@ -28,6 +28,7 @@ from imagegen.controller import (
     observe,
     reporting,
 )
+from imagegen.kube import objects
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Mover:
         )
         try:
             await batchwrites.write_status(management=self.management, batch=batch, status=moved)
-        except batchwrites.MANAGEMENT_ERRORS as error:
+        except objects.CALL_ERRORS as error:
             supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("batch %s: failover not recorded: %s", batch.metadata.name, error)
             return None

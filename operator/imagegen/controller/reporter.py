@@ -235,7 +235,7 @@ class Reporter:
             await batchwrites.write_status(
                 management=self._mover.management, batch=entry.batch, status=step.write
             )
-        except batchwrites.MANAGEMENT_ERRORS as error:
+        except objects.CALL_ERRORS as error:
             supervision.stop_if_cancelled()  # a cancel a client turned into an error
             if objects.status_of(error) == objects.NOT_FOUND:
                 self._index.forget(entry.uid)
@@ -260,7 +260,7 @@ class Reporter:
             there = await batchwrites.still_there(
                 management=self._mover.management, batch=entry.batch
             )
-        except batchwrites.MANAGEMENT_ERRORS as error:
+        except objects.CALL_ERRORS as error:
             supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("batch %s: not read: %s", entry.batch.metadata.name, error)
             self._due_at[entry.uid] = time.monotonic() + self._settings.probe_seconds
@@ -281,7 +281,7 @@ class Reporter:
             owner = await batchwrites.tenant_named(
                 management=self._mover.management, name=entry.batch.spec.tenant
             )
-        except batchwrites.MANAGEMENT_ERRORS as error:
+        except objects.CALL_ERRORS as error:
             supervision.stop_if_cancelled()  # a cancel a client turned into an error
             logger.warning("batch %s: Tenant not read: %s", entry.batch.metadata.name, error)
             self._due_at[entry.uid] = time.monotonic() + self._settings.probe_seconds

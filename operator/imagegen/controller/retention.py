@@ -85,6 +85,6 @@ async def run_forever(
     while True:
         try:
             await delete_expired(management=management, now=clock())
-        except lightkube.ApiError as error:
+        except objects.CALL_ERRORS as error:
             logger.warning("retention pass failed, next in %ss: %s", interval_seconds, error)
         await asyncio.sleep(interval_seconds)

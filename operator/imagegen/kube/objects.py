@@ -10,6 +10,10 @@ import httpx2
 import lightkube
 
 NOT_FOUND = 404
+CALL_ERRORS: tuple[type[Exception], ...] = (httpx2.HTTPError,)
+"""What a call to an apiserver may end with: an answer refusing it (lightkube.ApiError is
+one) or no answer at all (a timeout, a connection refused or reset). A loop that runs
+for the process's life catches all of them: one slow apiserver must not end it."""
 
 
 def status_of(error: BaseException) -> int | None:
