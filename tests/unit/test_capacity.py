@@ -8,6 +8,7 @@ from imagegen.api import tenant
 from imagegen.controller import capacity
 from imagegen.metrics import operator as metrics
 from imagegen.render import labels
+from tests import builders
 
 NO_GPU = "0/5 nodes are available: 5 Insufficient nvidia.com/gpu."
 
@@ -124,3 +125,19 @@ def test_a_preempted_worker_is_counted_once_even_across_a_relist() -> None:
     region.replace([worker("v", pool="victim", preempted=True)])
 
     assert preempted() - start == 1
+
+
+def test_a_failed_pass_keeps_the_last_capacity_so_the_placed_event_still_comes() -> None:
+    obj = builders.make_tenant("premium").model()
+    short = tenant.PoolCapacity(pending=4, unschedulable=4, reason="Unschedulable", message=NO_GPU)
+    previous = tenant.TenantStatus(regions=[tenant.RegionStatus(name="us-east", capacity=short)])
+    pods = {"us-east": region_with(*(worker(f"run-{i}") for i in range(12)))}
+
+    failed = [tenant.RegionStatus(name="us-east", last_error="timed out")]
+    assert capacity.observe_regions(obj=obj, statuses=failed, previous=previous, pods=pods) == []
+    assert failed[0].capacity == short
+
+    kept = tenant.TenantStatus(regions=failed)
+    answered = [tenant.RegionStatus(name="us-east")]
+    events = capacity.observe_regions(obj=obj, statuses=answered, previous=kept, pods=pods)
+    assert [event[1] for event in events] == ["WorkersPlaced"]

@@ -222,11 +222,13 @@ def observe_regions(
     events: list[tuple[str, str, str]] = []
     for status in statuses:
         region_pods = pods.get(status.name)
-        if region_pods is None or status.last_error is not None:
+        known = None if region_pods is None else region_pods.capacity(pool_key(obj))
+        if known is None or status.last_error is not None:
+            # Nothing new this pass: keep what was seen last, so that a change across a
+            # failed pass still gets its Event when the region answers again.
+            status.capacity = before.get(status.name)
             continue
-        status.capacity = region_pods.capacity(pool_key(obj))
-        if status.capacity is None:
-            continue
+        status.capacity = known
         observe.pool_capacity(
             tenant_name=obj.metadata.name,
             tier=obj.spec.tier,
