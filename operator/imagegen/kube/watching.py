@@ -38,7 +38,7 @@ from typing import Any
 import httpx2
 import lightkube
 import msgspec
-from lightkube.core import decoders, generic_client
+from lightkube.core import decoders
 from lightkube.core import selector as lightkube_selector
 
 from imagegen import supervision
@@ -271,7 +271,6 @@ async def _one_request(
     # The client's timeouts with reads unbounded, as lightkube sets them for a watch: the
     # inactivity timeout bounds the reads instead.
     request.timeout = generic._watch_timeout
-    decoder: Any = generic_client.WatchDriver(request, generic._client.build_request)
     async with _silence_bound(options):
         response = await generic.send(generic.build_adapter_request(request), stream=True)
     try:
@@ -287,7 +286,7 @@ async def _one_request(
                 if line is None:
                     return
                 if line:
-                    yield _decoded(line, decoder)
+                    yield _decoded(line, request.response_type)
     finally:
         await response.aclose()
 
@@ -302,14 +301,17 @@ class _Bookmark(msgspec.Struct):
     metadata: _BookmarkMetadata
 
 
-def _decoded(line: str, decoder: Any) -> tuple[str, Any]:
-    """One event of the stream. A bookmark's object is not decoded as the resource: it is
-    an empty one (a Pod's bookmark has `spec.containers: null`), which a model with
+def _decoded(line: str, resource_type: Any) -> tuple[str, Any]:
+    """One event of the stream, decoded once (lightkube's WatchDriver would decode the
+    event again to read its object). A bookmark's object is not decoded as the resource:
+    it is an empty one (a Pod's bookmark has `spec.containers: null`), which a model with
     required fields refuses, and that would fail the watch at every bookmark."""
     event = decoders.decode_watch_event(line.encode())
+    if event.type == "ERROR":
+        raise lightkube.ApiError(status=decoders.decode_status(event.object))
     if event.type == "BOOKMARK":
         return event.type, msgspec.json.decode(event.object, type=_Bookmark)
-    return decoder.process_one_line(line)  # type: ignore[no-any-return]
+    return event.type, decoders.decode_object(event.object, resource_type)
 
 
 @contextlib.asynccontextmanager
